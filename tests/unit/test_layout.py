@@ -1,0 +1,31 @@
+"""DESIGN.md layout rules: bots/ never imports torch or NeMo; services/ never imports Pipecat."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imported_top_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [("bots", {"torch", "nemo", "torchaudio"}), ("services", {"pipecat"})],
+)
+def test_forbidden_imports(folder, forbidden):
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(_imported_top_modules(p) & forbidden)
+        for p in (ROOT / folder).rglob("*.py")
+    }
+    assert not {k: v for k, v in offenders.items() if v}
