@@ -1,0 +1,170 @@
+"""A tiny cache-aware FastConformer-RNNT of the real model's class and layout, random weights.
+
+Same class (`EncDecRNNTBPEModel`, or `EncDecRNNTBPEModelWithPrompt` for the multilingual layout),
+128 log-mel features, 8x causal `dw_striding`, causal convolutions, `chunked_limited` attention
+with the real model's att_context_size list, a SentencePiece BPE tokenizer trained here. Only the
+widths and depth are small. The NeMo wheel ships no example YAML, so the config lives here.
+
+    python -m tests.models.tiny_asr OUT.nemo [--prompt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+# Text the tokenizer learns its pieces from; it covers the test phrases.
+CORPUS = """\
+hello there how are you doing today
+the quick brown fox jumps over the lazy dog
+what is the weather like in santa clara
+please tell me a short story about a robot
+turn on the lights in the kitchen
+one two three four five six seven eight nine ten
+streaming speech recognition with cache aware conformer models
+"""
+
+ATT_CONTEXT_SIZES = [[70, 13], [70, 6], [70, 1], [70, 0]]
+PROMPT_ATT_CONTEXT_SIZES = [[56, 13], [56, 6], [56, 3], [56, 1], [56, 0]]
+PROMPT_LANGUAGES = {"auto": 0, "en-US": 1, "de-DE": 2, "es-ES": 3}
+# A random encoder's output barely varies over time, and a random joint then emits max_symbols
+# tokens on every frame (slow steps) or none at all. A gain on the joint's encoder projection makes
+# the choice depend on the audio, and a bias on the blank logit makes most frames blank: steps stay
+# fast and about half the frames emit a token for the streaming-vs-offline comparisons to check.
+JOINT_ENCODER_GAIN = 12.0
+BLANK_BIAS = 9.0
+
+
+def _train_tokenizer(work: Path, vocab_size: int) -> Path:
+    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
+
+    data = work / "corpus.txt"
+    data.write_text(CORPUS * 20)
+    model_path, _ = create_spt_model(
+        str(data),
+        vocab_size=vocab_size,
+        sample_size=-1,
+        do_lower_case=True,
+        tokenizer_type="bpe",
+        output_dir=str(work / "tokenizer"),
+    )
+    return Path(model_path).parent
+
+
+def model_config(tokenizer_dir: Path, prompt: bool = False, d_model: int = 64) -> dict:
+    att_context = PROMPT_ATT_CONTEXT_SIZES if prompt else ATT_CONTEXT_SIZES
+    cfg = {
+        "sample_rate": 16000,
+        "log_prediction": False,
+        "compute_eval_loss": False,
+        "model_defaults": {"enc_hidden": d_model, "pred_hidden": 64, "joint_hidden": 64},
+        "tokenizer": {"dir": str(tokenizer_dir), "type": "bpe"},
+        # transcribe() needs this section to exist (NeMo 3.0.0).
+        "validation_ds": {
+            "manifest_filepath": None,
+            "sample_rate": 16000,
+            "batch_size": 1,
+            "shuffle": False,
+        },
+        "preprocessor": {
+            "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
+            "sample_rate": 16000,
+            "normalize": "NA",
+            "window_size": 0.025,
+            "window_stride": 0.01,
+            "window": "hann",
+            "features": 128,
+            "n_fft": 512,
+            "log": True,
+            "frame_splicing": 1,
+            "dither": 1e-05,
+            "pad_to": 0,
+            "pad_value": 0.0,
+        },
+        "encoder": {
+            "_target_": "nemo.collections.asr.modules.ConformerEncoder",
+            "feat_in": 128,
+            "feat_out": -1,
+            "n_layers": 2,
+            "d_model": d_model,
+            "subsampling": "dw_striding",
+            "subsampling_factor": 8,
+            "subsampling_conv_channels": 32,
+            "causal_downsampling": True,
+            "ff_expansion_factor": 2,
+            "self_attention_model": "rel_pos",
+            "n_heads": 4,
+            "att_context_size": att_context,
+            "att_context_style": "chunked_limited",
+            "xscaling": True,
+            "untie_biases": True,
+            "pos_emb_max_len": 5000,
+            "conv_kernel_size": 9,
+            "conv_norm_type": "layer_norm",
+            "conv_context_size": "causal",
+            "dropout": 0.1,
+            "dropout_pre_encoder": 0.1,
+            "dropout_emb": 0.0,
+            "dropout_att": 0.1,
+        },
+        "decoder": {
+            "_target_": "nemo.collections.asr.modules.RNNTDecoder",
+            "normalization_mode": None,
+            "random_state_sampling": False,
+            "blank_as_pad": True,
+            "prednet": {"pred_hidden": 64, "pred_rnn_layers": 1, "t_max": None, "dropout": 0.0},
+        },
+        "joint": {
+            "_target_": "nemo.collections.asr.modules.RNNTJoint",
+            "log_softmax": None,
+            "preserve_memory": False,
+            "fuse_loss_wer": False,
+            "jointnet": {"joint_hidden": 64, "activation": "relu", "dropout": 0.0},
+        },
+        "decoding": {"strategy": "greedy_batch", "greedy": {"max_symbols": 1}},
+        "loss": {"loss_name": "default"},
+    }
+    if prompt:
+        cfg["model_defaults"].update(
+            num_prompts=8, prompt_dictionary=dict(PROMPT_LANGUAGES), initialize_prompt_feature=True
+        )
+    return cfg
+
+
+def build(out: Path, prompt: bool = False, seed: int = 0, vocab_size: int = 96) -> Path:
+    """Builds the tiny model with random weights and saves it as a .nemo file at `out`."""
+    import torch
+    from omegaconf import OmegaConf
+
+    if prompt:
+        from nemo.collections.asr.models.rnnt_bpe_models_prompt import (
+            EncDecRNNTBPEModelWithPrompt as model_class,
+        )
+    else:
+        from nemo.collections.asr.models import EncDecRNNTBPEModel as model_class
+
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as work:
+        tokenizer_dir = _train_tokenizer(Path(work), vocab_size)
+        model = model_class(cfg=OmegaConf.create(model_config(tokenizer_dir, prompt=prompt)))
+        with torch.no_grad():
+            model.joint.enc.weight *= JOINT_ENCODER_GAIN
+            model.joint.enc.bias *= JOINT_ENCODER_GAIN
+            model.joint.joint_net[-1].bias[-1] += BLANK_BIAS  # the blank is the last output
+        model.eval()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        model.save_to(str(out))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--prompt", action="store_true", help="the multilingual (prompt) layout")
+    args = parser.parse_args()
+    print(build(args.out, prompt=args.prompt))
+
+
+if __name__ == "__main__":
+    main()
