@@ -24,8 +24,8 @@ from loguru import logger
 from services.asr.features import FeatureStream, LogMel
 from services.asr.model import LatencyMode, latency_modes, model_languages
 
-TextCallback = Callable[[str, bool], None]  # (text of the turn so far, is_final)
-ErrorCallback = Callable[[str], None]
+TextCallback = Callable[["Stream", str, bool], None]  # (stream, text of the turn so far, final)
+ErrorCallback = Callable[["Stream", str], None]
 
 
 @dataclass(eq=False)
@@ -37,6 +37,7 @@ class Stream:
     features: FeatureStream
     on_text: TextCallback
     on_error: ErrorCallback
+    after: Stream | None = None  # the client's previous turn, which must end first
     id: int = field(default_factory=itertools.count().__next__)
     text: str = ""
     tokens: list[int] = field(default_factory=list)
@@ -86,7 +87,6 @@ class Engine:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="asr-model")
         self._task: asyncio.Task | None = None
-        self._selected: tuple[tuple[int, int], str | None] | None = None
         self._autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
 
     # --- the event-loop side -------------------------------------------------------------------
@@ -97,8 +97,10 @@ class Engine:
         language: str | None,
         on_text: TextCallback,
         on_error: ErrorCallback,
+        after: Stream | None = None,
     ) -> Stream:
-        stream = Stream(mode, language, self.logmel.new_stream(), on_text, on_error)
+        """A new turn; with `after`, it waits until that turn's final text is out."""
+        stream = Stream(mode, language, self.logmel.new_stream(), on_text, on_error, after)
         self._streams[stream.id] = stream
         return stream
 
@@ -106,7 +108,7 @@ class Engine:
         self._wake.set()
 
     def finish(self, stream: Stream) -> None:
-        """Ends the turn: the rest of its audio runs at once, then on_text(final text, True)."""
+        """Ends the turn: the rest of its audio runs at once, then on_text(stream, text, True)."""
         stream.finishing = True
         self._wake.set()
 
@@ -152,7 +154,7 @@ class Engine:
                     for w in items:
                         if not w.stream.closed:
                             self.close(w.stream)
-                            w.stream.on_error(f"transcription failed: {e}")
+                            w.stream.on_error(w.stream, f"transcription failed: {e}")
                     continue
                 self._deliver(items)
 
@@ -160,6 +162,10 @@ class Engine:
         """Takes the next chunk of every ready stream; ends turns that have nothing left to run."""
         work = []
         for stream in list(self._streams.values()):
+            if stream.after is not None:
+                if not stream.after.closed:
+                    continue
+                stream.after = None
             features = stream.features
             needed = stream.mode.chunk if stream.started else stream.mode.first_chunk
             if features.frames_ready() >= needed:
@@ -168,7 +174,7 @@ class Engine:
                 frames, final = features.frames_ready(final=True), True
                 if frames == 0:
                     self.close(stream)
-                    stream.on_text(stream.text, True)
+                    stream.on_text(stream, stream.text, True)
                     continue
             else:
                 continue
@@ -183,20 +189,20 @@ class Engine:
                 continue
             if w.final:
                 self.close(s)
-                s.on_text(s.text, True)
+                s.on_text(s, s.text, True)
             elif s.text != w.text_before:
-                s.on_text(s.text, False)
+                s.on_text(s, s.text, False)
 
     # --- the worker-thread side ----------------------------------------------------------------
 
     def _select(self, mode: LatencyMode, language: str | None) -> None:
-        """Points the shared model at a group's att_context_size and language prompt."""
-        if self._selected == (mode.att_context, language):
-            return
-        self.model.encoder.set_default_att_context_size(list(mode.att_context))
+        """Points the model at a group's att_context_size and language prompt, when it differs."""
+        if list(self.model.encoder.att_context_size) != list(mode.att_context):
+            self.model.encoder.set_default_att_context_size(list(mode.att_context))
         if self.languages is not None:
-            self.model.set_inference_prompt(language or "auto")
-        self._selected = (mode.att_context, language)
+            index = self.model.cfg.model_defaults.prompt_dictionary[language or "auto"]
+            if getattr(self.model, "_inference_prompt_index", None) != index:
+                self.model.set_inference_prompt(language or "auto")
 
     @torch.inference_mode()
     def _step(self, items: list[_Work]) -> None:

@@ -152,10 +152,29 @@ def build(out: Path, prompt: bool = False, seed: int = 0, vocab_size: int = 96) 
             model.joint.enc.weight *= JOINT_ENCODER_GAIN
             model.joint.enc.bias *= JOINT_ENCODER_GAIN
             model.joint.joint_net[-1].bias[-1] += BLANK_BIAS  # the blank is the last output
+            if prompt:
+                _prompt_kernel_near_identity(model.prompt_kernel, d_model=64)
         model.eval()
         out.parent.mkdir(parents=True, exist_ok=True)
         model.save_to(str(out))
     return out
+
+
+def _prompt_kernel_near_identity(kernel, d_model: int) -> None:
+    """A random prompt MLP would scramble the encoder output and leave the joint nothing but
+    blanks. This one passes it through (relu(x) - relu(-x) = x) and adds a shift per language,
+    as a trained model's language conditioning does."""
+    import torch
+
+    first, second = kernel[0], kernel[2]
+    eye = torch.eye(d_model)
+    first.weight.zero_()
+    first.bias.zero_()
+    first.weight[:d_model, :d_model] = eye
+    first.weight[d_model:, :d_model] = -eye
+    first.weight[:d_model, d_model:] = torch.randn(d_model, first.in_features - d_model) * 0.3
+    second.weight.copy_(torch.cat([eye, -eye], dim=1))
+    second.bias.zero_()
 
 
 def main() -> None:

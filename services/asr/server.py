@@ -1,0 +1,362 @@
+"""The ASR service over HTTP: the streaming WebSocket `/`, `/health`, `/metrics` and the
+OpenAI-compatible `POST /v1/audio/transcriptions`."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from aiohttp import WSMsgType, web
+from loguru import logger
+
+from services.asr.engine import Engine, Stream
+from services.asr.metrics import AsrMetrics
+from services.asr.model import LatencyMode, load_model
+from services.common.audio import AudioDecodeError, decode_audio_file, pcm16_to_float
+from services.common.auth import api_key_middleware
+from services.common.http import Health, error_json, metrics_handler
+from services.protocol import asr as proto
+
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+WARMUP_SECONDS = 1.5
+
+
+@dataclass
+class Settings:
+    model: str
+    device: str = "cpu"
+    max_sessions: int = 64
+    default_latency_ms: int = proto.DEFAULT_LATENCY_MS
+    api_key: str | None = None
+
+
+class AsrService:
+    """Owns the model, its engine and the session count; builds the aiohttp app."""
+
+    def __init__(self, settings: Settings, model=None):
+        self.settings = settings
+        self.metrics = AsrMetrics()
+        self.health = Health(self._health_details)
+        self.engine: Engine | None = None
+        self.sessions = 0
+        self._model = model
+        self._session_ids = itertools.count(1)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Loads (unless given) and warms the model; /health turns ready at the end."""
+        try:
+            model = self._model or await asyncio.to_thread(
+                load_model, self.settings.model, self.settings.device
+            )
+            engine = Engine(model, self.settings.device, on_step=self.metrics.on_step)
+            if self.settings.default_latency_ms not in engine.modes:
+                raise ValueError(
+                    f"default latency {self.settings.default_latency_ms} ms is not one of the"
+                    f" model's modes {list(engine.modes)}"
+                )
+            engine.start()
+            await self._warm_up(engine)
+        except Exception as e:
+            self.health.failed(str(e))
+            raise
+        self.engine = engine
+        self.health.ready()
+        logger.info(f"ASR ready: {self.settings.model}, modes {list(engine.modes)} ms")
+
+    async def close(self) -> None:
+        if self.engine:
+            await self.engine.stop()
+
+    async def _warm_up(self, engine: Engine) -> None:
+        """One short turn per latency mode through the real path, so the first user waits less."""
+        noise = np.random.default_rng(0).normal(0, 0.01, int(WARMUP_SECONDS * 16000))
+        for mode in engine.modes.values():
+            await _transcribe(engine, mode, default_language(engine), noise.astype(np.float32))
+
+    def _health_details(self) -> dict:
+        details: dict = {"model": self.settings.model, "sessions": self.sessions}
+        if self.engine:
+            details["latency_modes"] = list(self.engine.modes)
+            details["languages"] = self.engine.languages
+        return details
+
+    # --- the app -------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=MAX_UPLOAD_BYTES,
+            middlewares=[api_key_middleware(self.settings.api_key)],
+        )
+        app.router.add_get("/", self._websocket)
+        app.router.add_get("/health", self.health.handler)
+        app.router.add_get("/metrics", metrics_handler(self.metrics.registry))
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
+        return app
+
+    def resolve(self, config: proto.Config, base: tuple[LatencyMode, str | None] | None = None):
+        """The (mode, language) a config asks for, on top of `base` (the session's current)."""
+        assert self.engine
+        mode, language = base or (
+            self.engine.modes[self.settings.default_latency_ms],
+            default_language(self.engine),
+        )
+        if config.latency_ms is not None:
+            if config.latency_ms not in self.engine.modes:
+                raise proto.ProtocolError(
+                    proto.ErrorCode.BAD_CONFIG,
+                    f"latency_ms must be one of {list(self.engine.modes)}, got {config.latency_ms}",
+                )
+            mode = self.engine.modes[config.latency_ms]
+        if config.language is not None:
+            language = match_language(self.engine.languages, config.language)
+        return mode, language
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=proto.MAX_FRAME_BYTES, heartbeat=30)
+        await ws.prepare(request)
+        if self.engine is None:
+            return await _refuse(
+                ws,
+                proto.ErrorCode.NOT_READY,
+                "the model is still loading; retry when /health answers 200",
+                proto.CloseCode.TRY_AGAIN_LATER,
+            )
+        if self.sessions >= self.settings.max_sessions:
+            return await _refuse(
+                ws,
+                proto.ErrorCode.TOO_MANY_SESSIONS,
+                f"the server is at its limit of {self.settings.max_sessions} sessions",
+                proto.CloseCode.TRY_AGAIN_LATER,
+            )
+        try:
+            mode, language = self.resolve(proto.config_from_query(dict(request.query)))
+        except proto.ProtocolError as e:
+            return await _refuse(ws, e.code, e.message, proto.CloseCode.POLICY)
+
+        self.sessions += 1
+        self.metrics.sessions.set(self.sessions)
+        session = WebSocketSession(self, ws, f"s{next(self._session_ids)}", mode, language)
+        try:
+            await session.run()
+        finally:
+            self.sessions -= 1
+            self.metrics.sessions.set(self.sessions)
+        return ws
+
+    async def _transcriptions(self, request: web.Request) -> web.Response:
+        if self.engine is None:
+            return error_json("the model is still loading", 503, "service_unavailable")
+        try:
+            form = await request.post()
+        except ValueError as e:
+            return error_json(f"expected a multipart form with a `file`: {e}", 400)
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            return error_json("the form needs an audio `file`", 400)
+        response_format = str(form.get("response_format", "json"))
+        if response_format not in ("json", "text", "verbose_json"):
+            return error_json("response_format must be json, text or verbose_json", 400)
+        try:
+            samples = decode_audio_file(upload.file.read(), proto.SAMPLE_RATE)
+            _, language = self.resolve(proto.Config(language=_form_str(form, "language")))
+        except (AudioDecodeError, proto.ProtocolError) as e:
+            return error_json(str(e), 400)
+        if self.sessions >= self.settings.max_sessions:
+            return error_json("the server is at its session limit; retry later", 429)
+        # The widest right context: the most accurate mode, and fewest steps for a whole file.
+        mode = list(self.engine.modes.values())[-1]
+        self.sessions += 1
+        try:
+            text = await _transcribe(self.engine, mode, language, samples)
+        except RuntimeError as e:
+            return error_json(str(e), 500, "server_error")
+        finally:
+            self.sessions -= 1
+        if response_format == "text":
+            return web.Response(text=text)
+        if response_format == "verbose_json":
+            duration = len(samples) / proto.SAMPLE_RATE
+            return web.json_response({"text": text, "language": language, "duration": duration})
+        return web.json_response({"text": text})
+
+
+class WebSocketSession:
+    """One client connection: a turn at a time, every message sent in order through an outbox."""
+
+    def __init__(
+        self,
+        service: AsrService,
+        ws: web.WebSocketResponse,
+        session_id: str,
+        mode: LatencyMode,
+        language: str | None,
+    ):
+        assert service.engine
+        self.service = service
+        self.engine = service.engine
+        self.ws = ws
+        self.id = session_id
+        self.mode = mode
+        self.language = language
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.turns: list[Stream] = []  # the current turn last; earlier ones are finishing
+        self._new_turn()
+
+    @property
+    def turn(self) -> Stream:
+        return self.turns[-1]
+
+    def _new_turn(self) -> None:
+        previous = self.turns[-1] if self.turns else None
+        self.turns.append(
+            self.engine.open(
+                self.mode, self.language, self._on_text, self._on_error, after=previous
+            )
+        )
+
+    def _on_text(self, stream: Stream, text: str, final: bool) -> None:
+        if final:
+            self.turns.remove(stream)
+            self.outbox.put_nowait(proto.transcript(text, is_final=True, finalize=True))
+            logger.debug(f"{self.id}: final {text!r}")
+        else:
+            self.outbox.put_nowait(proto.transcript(text, is_final=False))
+
+    def _on_error(self, stream: Stream, message: str) -> None:
+        self.outbox.put_nowait(proto.error(proto.ErrorCode.INTERNAL, message))
+        was_current = stream is self.turn
+        self.turns.remove(stream)
+        if was_current:
+            self._new_turn()
+
+    async def run(self) -> None:
+        logger.info(f"{self.id}: connected ({self.mode.latency_ms} ms, language {self.language})")
+        sender = asyncio.create_task(self._send_loop())
+        self.outbox.put_nowait(
+            proto.ready(
+                session_id=self.id,
+                latency_ms=self.mode.latency_ms,
+                latency_modes=list(self.engine.modes),
+                language=self.language,
+                languages=self.engine.languages,
+                model=self.service.settings.model,
+            )
+        )
+        try:
+            async for msg in self.ws:
+                if msg.type == WSMsgType.BINARY:
+                    self._on_audio(msg.data)
+                elif msg.type == WSMsgType.TEXT:
+                    self._on_message(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    logger.warning(f"{self.id}: connection error: {self.ws.exception()}")
+                    break
+        finally:
+            for stream in self.turns:
+                self.engine.close(stream)
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            logger.info(f"{self.id}: disconnected (code {self.ws.close_code})")
+
+    async def _send_loop(self) -> None:
+        while True:
+            message = await self.outbox.get()
+            if self.ws.closed:
+                return
+            await self.ws.send_str(message)
+
+    def _on_audio(self, data: bytes) -> None:
+        try:
+            proto.check_pcm_frame(data)
+        except proto.ProtocolError as e:
+            self.outbox.put_nowait(proto.error(e.code, e.message))
+            return
+        if data:
+            self.turn.push(pcm16_to_float(data))
+            self.engine.wake()
+
+    def _on_message(self, raw: str) -> None:
+        try:
+            message = proto.parse_client_text(raw)
+            if isinstance(message, proto.Config):
+                self._configure(message)
+            elif message.finalize:
+                self.engine.finish(self.turn)
+                self._new_turn()
+            else:
+                self.outbox.put_nowait(
+                    proto.transcript(self.turn.text, is_final=True, finalize=False)
+                )
+        except proto.ProtocolError as e:
+            self.outbox.put_nowait(proto.error(e.code, e.message))
+
+    def _configure(self, config: proto.Config) -> None:
+        if self.turn.has_audio:
+            raise proto.ProtocolError(
+                proto.ErrorCode.BAD_CONFIG,
+                "config changes the next turn: send it before audio, or after a reset",
+            )
+        self.mode, self.language = self.service.resolve(config, (self.mode, self.language))
+        self.turn.mode, self.turn.language = self.mode, self.language
+        self.outbox.put_nowait(proto.configured(self.mode.latency_ms, self.language))
+
+
+async def _refuse(ws: web.WebSocketResponse, code: str, message: str, close_code: int):
+    logger.warning(f"refused a connection: {message}")
+    await ws.send_str(proto.error(code, message))
+    await ws.close(code=close_code, message=message.encode()[:120])
+    return ws
+
+
+async def _transcribe(engine: Engine, mode: LatencyMode, language: str | None, samples) -> str:
+    """A whole recording as one turn through the engine, interleaved fairly with live streams."""
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_text(_: Stream, text: str, final: bool) -> None:
+        if final and not done.done():
+            done.set_result(text)
+
+    def on_error(_: Stream, message: str) -> None:
+        if not done.done():
+            done.set_exception(RuntimeError(message))
+
+    stream = engine.open(mode, language, on_text, on_error)
+    try:
+        stream.push(samples)
+        engine.finish(stream)
+        return await done
+    finally:
+        engine.close(stream)
+
+
+def default_language(engine: Engine) -> str | None:
+    return "auto" if engine.languages else None
+
+
+def match_language(languages: list[str] | None, asked: str) -> str | None:
+    """A locale the model knows: exact, or by language (`de` -> `de-DE`). English-only models
+    accept any English tag."""
+    if languages is None:
+        if asked.lower().split("-")[0] != "en":
+            raise proto.ProtocolError(
+                proto.ErrorCode.BAD_CONFIG, f"this model transcribes English only, not {asked!r}"
+            )
+        return None
+    for lang in languages:
+        if lang.lower() == asked.lower():
+            return lang
+    for lang in languages:
+        if lang.lower().split("-")[0] == asked.lower():
+            return lang
+    raise proto.ProtocolError(
+        proto.ErrorCode.BAD_CONFIG, f"language {asked!r} is not one of {', '.join(languages)}"
+    )
+
+
+def _form_str(form, key: str) -> str | None:
+    value = form.get(key)
+    return str(value) if value not in (None, "") else None

@@ -1,0 +1,34 @@
+"""The optional shared token (NEMOTRON_API_KEY) checked on every service connection."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+# Probes and scrapers need no token; nothing user-specific is served there.
+OPEN_PATHS = frozenset({"/health", "/metrics"})
+QUERY_TOKEN = "api_key"
+
+
+def bearer_header(api_key: str | None) -> dict[str, str]:
+    """The header a client sends to a service guarded by `api_key`."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def api_key_middleware(api_key: str | None):
+    """Accepts `Authorization: Bearer KEY` or `?api_key=KEY`; answers 401 otherwise."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if api_key and request.path not in OPEN_PATHS:
+            header = request.headers.get("Authorization", "")
+            given = header[7:] if header.startswith("Bearer ") else request.query.get(QUERY_TOKEN)
+            if not given or not hmac.compare_digest(given.encode(), api_key.encode()):
+                return web.json_response(
+                    {"error": {"message": "missing or wrong API key", "type": "unauthorized"}},
+                    status=401,
+                )
+        return await handler(request)
+
+    return middleware

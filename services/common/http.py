@@ -1,0 +1,88 @@
+"""What every model service shares over HTTP: `/health`, `/metrics`, errors, serving."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+class Health:
+    """A service is `loading` until its model is loaded and warmed, then `ready`; or `failed`."""
+
+    def __init__(self, details: Callable[[], dict[str, Any]] = dict):
+        self.status = "loading"
+        self.error: str | None = None
+        self._details = details
+
+    def ready(self) -> None:
+        self.status = "ready"
+
+    def failed(self, error: str) -> None:
+        self.status, self.error = "failed", error
+
+    async def handler(self, request: web.Request) -> web.Response:
+        body: dict[str, Any] = {"status": self.status, **self._details()}
+        if self.error:
+            body["error"] = self.error
+        return web.json_response(body, status=200 if self.status == "ready" else 503)
+
+
+def metrics_handler(registry: CollectorRegistry):
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    return handler
+
+
+def error_json(message: str, status: int, kind: str = "invalid_request_error") -> web.Response:
+    """An error in the OpenAI API's shape, for the OpenAI-compatible endpoints."""
+    return web.json_response({"error": {"message": message, "type": kind}}, status=status)
+
+
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    load: Callable[[], Awaitable[None]],
+    close: Callable[[], Awaitable[None]],
+    name: str,
+) -> int:
+    """Listens at once (so /health can say `loading`), loads the model, then serves until SIGINT
+    or SIGTERM. Returns the process exit code: 1 if the model failed to load."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as e:
+        await runner.cleanup()
+        logger.error(f"{name}: cannot listen on {host}:{port}: {e}")
+        return 1
+    logger.info(f"{name} listening on http://{host}:{port}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loading = asyncio.create_task(load())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if loading.done() and loading.exception():
+            logger.opt(exception=loading.exception()).error(f"{name}: the model failed to load")
+            return 1
+        await stopping
+        logger.info(f"{name}: shutting down")
+        return 0
+    finally:
+        for task in (loading, stopping):
+            task.cancel()
+        await asyncio.gather(loading, stopping, return_exceptions=True)
+        await close()
+        await runner.cleanup()

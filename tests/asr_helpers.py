@@ -1,0 +1,61 @@
+"""Helpers for ASR tests: NeMo's offline reference, and a plain protocol client."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import websockets
+
+from services.protocol import asr as proto
+
+
+def offline(model, audio: np.ndarray, att_context, target_lang: str | None = None):
+    """NeMo's own offline transcription at `att_context`: (tokens, text)."""
+    model.encoder.set_default_att_context_size(list(att_context))
+    extra = {"target_lang": target_lang} if target_lang else {}
+    hyp = model.transcribe(
+        [audio.astype(np.float32) / 32768.0], batch_size=1, verbose=False, **extra
+    )[0]
+    model.eval()  # NeMo 3.0.0 leaves the modules in train mode after transcribe()
+    return [int(t) for t in hyp.y_sequence], hyp.text
+
+
+@dataclass
+class Turn:
+    ready: dict | None = None
+    interims: list[str] = field(default_factory=list)
+    final: dict | None = None
+    others: list[dict] = field(default_factory=list)
+
+
+async def read_until_final(ws, turn: Turn) -> Turn:
+    async for raw in ws:
+        msg = proto.parse_server_message(raw)
+        if msg["type"] == "transcript" and msg["is_final"]:
+            turn.final = msg
+            return turn
+        if msg["type"] == "transcript":
+            turn.interims.append(msg["text"])
+        else:
+            turn.others.append(msg)
+    raise AssertionError(f"connection closed before the final transcript: {turn}")
+
+
+async def send_pcm(ws, pcm: np.ndarray, chunk_ms: int = 20) -> None:
+    step = proto.SAMPLE_RATE * chunk_ms // 1000
+    for i in range(0, len(pcm), step):
+        await ws.send(pcm[i : i + step].astype("<i2").tobytes())
+
+
+async def transcribe_ws(url: str, pcm: np.ndarray, chunk_ms: int = 20, **config) -> Turn:
+    """One turn the way the anchor project's client does it: ready, PCM, reset, final."""
+    async with websockets.connect(url) as ws:
+        turn = Turn(ready=json.loads(await ws.recv()))
+        if config:
+            await ws.send(json.dumps({"type": "config", **config}))
+            turn.others.append(json.loads(await ws.recv()))
+        await send_pcm(ws, pcm, chunk_ms)
+        await ws.send(json.dumps({"type": "reset", "finalize": True}))
+        return await read_until_final(ws, turn)

@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny real NeMo models built at test time, real speech, a running ASR server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.audio import speak
+
+PHRASES = {
+    "hello": "hello there, how are you doing today?",
+    "fox": "the quick brown fox jumps over the lazy dog",
+    "weather": "what is the weather like in santa clara this afternoon",
+    "count": "one two three four five six seven eight nine ten",
+    "lights": "turn on the lights in the kitchen please",
+}
+
+
+@pytest.fixture(scope="session")
+def speech() -> dict[str, np.ndarray]:  # noqa: F821
+    """int16 16 kHz speech per phrase, with a little silence around it."""
+    return {name: speak(text, silence_s=0.2) for name, text in PHRASES.items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_asr_path(tmp_path_factory):
+    from tests.models.tiny_asr import build
+
+    return build(tmp_path_factory.mktemp("models") / "tiny_asr.nemo")
+
+
+@pytest.fixture(scope="session")
+def tiny_asr_prompt_path(tmp_path_factory):
+    from tests.models.tiny_asr import build
+
+    return build(tmp_path_factory.mktemp("models") / "tiny_asr_prompt.nemo", prompt=True)
+
+
+@pytest.fixture(scope="session")
+def asr_model(tiny_asr_path):
+    from services.asr.model import load_model
+
+    return load_model(str(tiny_asr_path), "cpu")
+
+
+@pytest.fixture(scope="session")
+def offline_refs(asr_model, speech):
+    """NeMo's offline transcription of every phrase at every latency mode's att_context_size."""
+    from services.asr.model import latency_modes
+    from tests.asr_helpers import offline
+
+    refs = {}
+    for ms, mode in latency_modes(asr_model).items():
+        for name, pcm in speech.items():
+            refs[name, ms] = offline(asr_model, pcm, mode.att_context)
+    return refs
+
+
+@pytest.fixture(scope="session")
+async def asr_server(asr_model, offline_refs):
+    """The real ASR app on a local port, with the tiny model. Yields (service, ws_url)."""
+    from aiohttp.test_utils import TestServer
+
+    from services.asr.server import AsrService, Settings
+
+    service = AsrService(Settings(model="tiny-asr", device="cpu", max_sessions=16), asr_model)
+    await service.load()
+    server = TestServer(service.app(), host="127.0.0.1")
+    await server.start_server()
+    yield service, f"ws://127.0.0.1:{server.port}/"
+    await server.close()
+    await service.close()

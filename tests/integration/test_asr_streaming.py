@@ -1,0 +1,157 @@
+"""Streaming through the real server and engine gives NeMo's offline result, alone or batched."""
+
+import asyncio
+import json
+import threading
+
+import numpy as np
+import pytest
+import websockets
+
+from services.asr.engine import StepStats
+from tests.asr_helpers import Turn, read_until_final, send_pcm, transcribe_ws
+
+MODES = [80, 160, 560, 1120]
+
+
+def test_references_are_not_empty(offline_refs):
+    """The comparisons below mean something only if the tiny model emits tokens, and different
+    ones for different speech."""
+    texts = {name: text for (name, ms), (_, text) in offline_refs.items() if ms == 160}
+    assert all(len(t) > 10 for t in texts.values()), texts
+    assert len(set(texts.values())) == len(texts)
+
+
+@pytest.mark.parametrize("latency_ms", MODES)
+@pytest.mark.parametrize("name", ["hello", "weather"])
+async def test_streaming_equals_offline(asr_server, offline_refs, speech, name, latency_ms):
+    _, url = asr_server
+    turn = await transcribe_ws(f"{url}?latency_ms={latency_ms}", speech[name])
+    assert turn.ready["latency_ms"] == latency_ms
+    assert turn.final["text"] == offline_refs[name, latency_ms][1]
+    assert turn.final["finalize"] is True
+    # Interims are cumulative prefixes of the turn's text, and arrive before the final.
+    assert turn.interims, "expected interim transcripts"
+    assert all(turn.final["text"].startswith(t) for t in turn.interims)
+
+
+async def test_engine_tokens_equal_offline_tokens(asr_server, offline_refs, speech):
+    service, _ = asr_server
+    engine = service.engine
+    for latency_ms in MODES:
+        done = asyncio.get_running_loop().create_future()
+        stream = engine.open(
+            engine.modes[latency_ms],
+            None,
+            lambda s, text, final: final and done.set_result(list(s.tokens)),
+            lambda s, message: done.set_exception(RuntimeError(message)),
+        )
+        pcm = speech["count"].astype(np.float32) / 32768.0
+        for i in range(0, len(pcm), 2560):
+            stream.push(pcm[i : i + 2560])
+            engine.wake()
+            await asyncio.sleep(0)
+        engine.finish(stream)
+        assert await done == offline_refs["count", latency_ms][0]
+
+
+async def test_batched_sessions_equal_single(asr_server, offline_refs, speech):
+    """Sessions of different lengths, start times and latency modes at once: each gets exactly
+    what it gets alone, and the engine really ran them in shared steps."""
+    service, url = asr_server
+    steps: list[StepStats] = []
+    previous = service.engine._on_step
+    service.engine._on_step = lambda s: (steps.append(s), previous(s))
+    jobs = [
+        ("hello", 160, 0.0),
+        ("fox", 160, 0.05),
+        ("weather", 160, 0.12),
+        ("count", 560, 0.0),
+        ("lights", 560, 0.3),
+        ("fox", 80, 0.02),
+        ("weather", 1120, 0.0),
+    ]
+
+    async def run(name, latency_ms, delay):
+        await asyncio.sleep(delay)
+        return await transcribe_ws(f"{url}?latency_ms={latency_ms}", speech[name], chunk_ms=40)
+
+    try:
+        turns = await asyncio.gather(*(run(*job) for job in jobs))
+    finally:
+        service.engine._on_step = previous
+    for (name, latency_ms, _), turn in zip(jobs, turns, strict=True):
+        assert turn.final["text"] == offline_refs[name, latency_ms][1], (name, latency_ms)
+    assert max(s.batch_size for s in steps if s.latency_ms == 160) >= 2
+
+
+async def test_turns_reset_cleanly_on_one_connection(asr_server, offline_refs, speech):
+    """After a finalize the next turn starts from a clean state: no reload, no carried text."""
+    _, url = asr_server
+    async with websockets.connect(url) as ws:
+        json.loads(await ws.recv())
+        for name in ["hello", "count", "hello"]:
+            await send_pcm(ws, speech[name])
+            await ws.send(json.dumps({"type": "reset", "finalize": True}))
+            turn = await read_until_final(ws, Turn())
+            assert turn.final["text"] == offline_refs[name, 160][1]
+
+
+async def test_audio_sent_right_after_reset_belongs_to_the_next_turn(
+    asr_server, offline_refs, speech
+):
+    """The next turn's audio may arrive before the previous final is out; it is kept apart."""
+    _, url = asr_server
+    async with websockets.connect(url) as ws:
+        json.loads(await ws.recv())
+        await send_pcm(ws, speech["fox"])
+        await ws.send(json.dumps({"type": "reset"}))
+        await send_pcm(ws, speech["lights"])
+        await ws.send(json.dumps({"type": "reset"}))
+        first = await read_until_final(ws, Turn())
+        second = await read_until_final(ws, Turn())
+    assert first.final["text"] == offline_refs["fox", 160][1]
+    assert second.final["text"] == offline_refs["lights", 160][1]
+
+
+async def test_soft_reset_reports_the_text_so_far_and_keeps_state(asr_server, offline_refs, speech):
+    _, url = asr_server
+    pcm = speech["weather"]
+    async with websockets.connect(url) as ws:
+        json.loads(await ws.recv())
+        await send_pcm(ws, pcm[: len(pcm) // 2])
+        await asyncio.sleep(0.5)
+        await ws.send(json.dumps({"type": "reset", "finalize": False}))
+        soft = await read_until_final(ws, Turn())
+        assert soft.final["finalize"] is False
+        await send_pcm(ws, pcm[len(pcm) // 2 :])
+        await ws.send(json.dumps({"type": "reset", "finalize": True}))
+        hard = await read_until_final(ws, Turn())
+    full = offline_refs["weather", 160][1]
+    assert hard.final["text"] == full
+    assert full.startswith(soft.final["text"])
+
+
+async def test_finalize_without_audio_gives_empty_text(asr_server):
+    _, url = asr_server
+    turn = await transcribe_ws(url, np.zeros(0, dtype=np.int16))
+    assert turn.final["text"] == ""
+
+
+async def test_model_steps_run_off_the_event_loop(asr_server, speech):
+    """A step runs on the engine's worker thread, so a slow step cannot stall the WebSockets."""
+    service, url = asr_server
+    model = service.engine.model
+    threads = set()
+    original = model.conformer_stream_step
+
+    def spy(*args, **kwargs):
+        threads.add(threading.current_thread())
+        return original(*args, **kwargs)
+
+    model.conformer_stream_step = spy
+    try:
+        await transcribe_ws(url, speech["hello"])
+    finally:
+        del model.conformer_stream_step
+    assert threads and threading.main_thread() not in threads
