@@ -75,8 +75,8 @@ cmd_test() {
 }
 
 cmd_start() {
-  log "start is not built yet: the services land first (ASR now; TTS, LLM, bot and the container follow)."
-  log "For now you can run the ASR service by hand:"
+  log "start is not built yet: the ASR service has landed; TTS, LLM, the bot and the container follow."
+  log "For now, run the ASR service by hand (README.md, 'The ASR service'):"
   log "  uv run --extra asr python -m services.asr --model nvidia/nemotron-speech-streaming-en-0.6b"
 }
 

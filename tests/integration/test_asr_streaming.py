@@ -40,12 +40,15 @@ async def test_engine_tokens_equal_offline_tokens(asr_server, offline_refs, spee
     engine = service.engine
     for latency_ms in MODES:
         done = asyncio.get_running_loop().create_future()
-        stream = engine.open(
-            engine.modes[latency_ms],
-            None,
-            lambda s, text, final: final and done.set_result(list(s.tokens)),
-            lambda s, message: done.set_exception(RuntimeError(message)),
-        )
+
+        def on_text(stream, text, final, done=done):
+            if final:
+                done.set_result(list(stream.tokens))
+
+        def on_error(stream, message, done=done):
+            done.set_exception(RuntimeError(message))
+
+        stream = engine.open(engine.modes[latency_ms], None, on_text, on_error)
         pcm = speech["count"].astype(np.float32) / 32768.0
         for i in range(0, len(pcm), 2560):
             stream.push(pcm[i : i + 2560])

@@ -208,7 +208,7 @@ async def test_aiohttp_client_works_too(asr_server, offline_refs, speech):
 
 
 async def test_metrics_report_sessions_steps_batches_and_rtf(asr_server, speech):
-    service, url = asr_server
+    _, url = asr_server
     await transcribe_ws(url, speech["hello"])
     http = url.replace("ws://", "http://")
     async with aiohttp.ClientSession() as client, client.get(f"{http}metrics") as resp:

@@ -1,0 +1,88 @@
+"""`python -m services.asr` as a user runs it: a real process, a real port, a clean exit."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.asr_helpers import transcribe_ws
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.asr", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "LOG_LEVEL": "INFO"},
+        **kwargs,
+    )
+
+
+def wait_healthy(port: int, proc, timeout: float = 180) -> dict:
+    import json
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                return json.loads(resp.read())
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("server never became healthy")
+
+
+def test_help_lists_the_options():
+    out = subprocess.run(
+        [sys.executable, "-m", "services.asr", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for option in ["--model", "--host", "--port", "--device", "--max-sessions"]:
+        assert option in out
+
+
+def test_bad_arguments_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "services.asr", "--max-sessions", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "--max-sessions" in result.stderr
+
+
+def test_missing_model_file_exits_1_with_a_clear_message(tmp_path):
+    proc = run_cli("--model", str(tmp_path / "nope.nemo"), "--port", str(free_port()))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "failed to load" in out and "nope.nemo" in out
+
+
+async def test_serves_a_tiny_model_and_stops_on_sigterm(tiny_asr_path, offline_refs, speech):
+    port = free_port()
+    proc = run_cli("--model", str(tiny_asr_path), "--port", str(port), "--device", "cpu")
+    try:
+        health = wait_healthy(port, proc)
+        assert health["latency_modes"] == [80, 160, 560, 1120]
+        turn = await transcribe_ws(f"ws://127.0.0.1:{port}/?latency_ms=560", speech["fox"])
+        assert turn.final["text"] == offline_refs["fox", 560][1]
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "shutting down" in out
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
