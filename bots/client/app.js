@@ -1,0 +1,209 @@
+// The nemotron-voice page: SmallWebRTC offer/answer with the bot at /api/offer, audio both ways,
+// and RTVI messages (transcripts, replies, per-turn latency) over the data channel. No build step
+// and no network beyond this host.
+"use strict";
+
+const RTVI_LABEL = "rtvi-ai";
+const RTVI_VERSION = "2.2.0";
+const PING_INTERVAL_MS = 1000; // the bot treats a data channel silent for 3 s as gone
+
+const $ = (id) => document.getElementById(id);
+const state = { pc: null, channel: null, mic: null, pingTimer: null, meterTimer: null, botText: null };
+// Read by the browser tests.
+window.nemotron = state;
+
+function setStatus(text, kind) {
+  $("status").textContent = text;
+  $("status").dataset.state = kind;
+}
+
+function addEntry(role, text) {
+  const li = document.createElement("li");
+  li.dataset.role = role;
+  li.textContent = text;
+  $("transcript").appendChild(li);
+  li.scrollIntoView({ block: "nearest" });
+  return li;
+}
+
+function fillSelect(select, values, selected, label = (v) => v) {
+  select.replaceChildren(
+    ...values.map((v) => {
+      const option = new Option(label(v), v);
+      option.selected = String(v) === String(selected);
+      return option;
+    }),
+  );
+}
+
+async function loadOptions() {
+  try {
+    const options = await (await fetch("/api/options")).json();
+    fillSelect($("latency"), options.latency_modes, options.latency_ms, (ms) => `${ms} ms`);
+    fillSelect($("voice"), options.voices, options.voice);
+  } catch (err) {
+    addEntry("error", `Could not load the bot's options: ${err}`);
+  }
+}
+
+function sendRtvi(type, data) {
+  if (state.channel?.readyState !== "open") return;
+  state.channel.send(JSON.stringify({ label: RTVI_LABEL, type, id: crypto.randomUUID(), data }));
+}
+
+function onRtviMessage(msg) {
+  const data = msg.data || {};
+  switch (msg.type) {
+    case "bot-ready":
+      setStatus("connected — speak any time", "connected");
+      break;
+    case "user-transcription":
+      if (data.final) {
+        $("interim").textContent = "";
+        addEntry("user", data.text);
+        state.botText = null;
+      } else {
+        $("interim").textContent = data.text;
+      }
+      break;
+    case "bot-output":
+      // Each segment is reported when new, then again as it is spoken: show it once.
+      if (data.spoken_status && data.spoken_status !== "new") break;
+      state.botText ??= addEntry("bot", "");
+      state.botText.textContent = `${state.botText.textContent} ${data.text}`.trim();
+      break;
+    case "bot-stopped-speaking":
+    case "bot-interrupted":
+      state.botText = null;
+      break;
+    case "server-message":
+      if (data.kind === "turn-latency") addLatencyRow(data);
+      break;
+    case "error":
+      addEntry("error", data.message || JSON.stringify(data));
+      break;
+  }
+}
+
+function addLatencyRow(turn) {
+  const row = document.createElement("tr");
+  const stages = turn.stages.map((s) => `${s.label} ${Math.round(s.ms)} ms`).join(" · ");
+  row.innerHTML = "<td></td><td class='total'></td><td></td>";
+  row.cells[0].textContent = turn.turn;
+  row.cells[1].textContent = `${Math.round(turn.total_ms)} ms`;
+  row.cells[2].textContent = stages;
+  $("latency-rows").prepend(row);
+}
+
+function startMicMeter(stream) {
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 512;
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  state.meterTimer = setInterval(() => {
+    analyser.getFloatTimeDomainData(samples);
+    const rms = Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length);
+    $("mic-level").value = Math.min(1, rms * 4);
+  }, 100);
+  state.audioContext = ctx;
+}
+
+function iceGatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+async function connect() {
+  setStatus("connecting…", "connecting");
+  $("connect").disabled = true;
+  try {
+    state.mic = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    startMicMeter(state.mic);
+
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    state.pc = pc;
+    // The bot expects the audio transceiver first, then video, both sendrecv.
+    pc.addTransceiver(state.mic.getAudioTracks()[0], { direction: "sendrecv" });
+    pc.addTransceiver("video", { direction: "sendrecv" });
+    pc.ontrack = (event) => {
+      if (event.track.kind === "audio") $("bot-audio").srcObject = new MediaStream([event.track]);
+    };
+    pc.onconnectionstatechange = () => {
+      if (["failed", "closed", "disconnected"].includes(pc.connectionState)) disconnect();
+    };
+
+    const channel = pc.createDataChannel("chat", { ordered: true });
+    state.channel = channel;
+    channel.onopen = () => {
+      sendRtvi("client-ready", {
+        version: RTVI_VERSION,
+        about: { library: "nemotron-voice-page", library_version: "0.1.0" },
+      });
+      state.pingTimer = setInterval(() => channel.send(`ping: ${Date.now()}`), PING_INTERVAL_MS);
+    };
+    channel.onmessage = (event) => {
+      try {
+        const msg = JSON.parse(event.data);
+        if (msg.label === RTVI_LABEL) onRtviMessage(msg);
+      } catch {
+        /* not an RTVI message */
+      }
+    };
+
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGatheringComplete(pc);
+    const response = await fetch("/api/offer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        sdp: pc.localDescription.sdp,
+        type: pc.localDescription.type,
+        requestData: {
+          asr_latency_ms: Number($("latency").value) || undefined,
+          tts_voice: $("voice").value || undefined,
+        },
+      }),
+    });
+    if (!response.ok) throw new Error(`the bot answered ${response.status}`);
+    await pc.setRemoteDescription(await response.json());
+    $("connect").textContent = "Disconnect";
+    $("connect").classList.add("active");
+    $("latency").disabled = $("voice").disabled = true;
+  } catch (err) {
+    addEntry("error", `Could not connect: ${err.message || err}`);
+    disconnect("error");
+  } finally {
+    $("connect").disabled = false;
+  }
+}
+
+function disconnect(kind = "idle") {
+  clearInterval(state.pingTimer);
+  clearInterval(state.meterTimer);
+  state.channel?.close();
+  state.pc?.close();
+  state.mic?.getTracks().forEach((t) => t.stop());
+  state.audioContext?.close();
+  Object.assign(state, { pc: null, channel: null, mic: null, botText: null, audioContext: null });
+  $("mic-level").value = 0;
+  $("interim").textContent = "";
+  $("connect").textContent = "Connect";
+  $("connect").classList.remove("active");
+  $("latency").disabled = $("voice").disabled = false;
+  if (kind === "error") setStatus("connection failed", "error");
+  else setStatus("not connected", "idle");
+}
+
+$("connect").addEventListener("click", () => (state.pc ? disconnect() : connect()));
+loadOptions();

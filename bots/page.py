@@ -1,0 +1,65 @@
+"""Our web page, served by the Pipecat runner's FastAPI app, and the options it offers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+from loguru import logger
+
+from bots.config import BotConfig
+
+CLIENT_DIR = Path(__file__).parent / "client"
+FALLBACK_LATENCY_MODES = [80, 160, 560, 1120]
+PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
+
+
+def http_base(ws_url: str) -> str:
+    """`ws://host:port/anything` -> `http://host:port` (wss -> https)."""
+    parts = urlsplit(ws_url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return f"{scheme}://{parts.netloc}"
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str, headers: dict) -> dict | None:
+    try:
+        async with session.get(url, headers=headers) as resp:
+            return await resp.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+        logger.warning(f"page options: {url} unreachable ({e})")
+        return None
+
+
+async def page_options(config: BotConfig) -> dict:
+    """Latency modes from the ASR service and voices from the TTS service, for the selectors."""
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    async with aiohttp.ClientSession(timeout=PROBE_TIMEOUT) as session:
+        health = await _get_json(session, f"{http_base(config.asr_url)}/health", headers)
+        voices = await _get_json(session, f"{http_base(config.tts_url)}/v1/voices", headers)
+    modes = (health or {}).get("latency_modes") or FALLBACK_LATENCY_MODES
+    names = [v["id"] if isinstance(v, dict) else v for v in (voices or {}).get("voices", [])]
+    default_voice = config.tts_voice or (voices or {}).get("default") or (names[0] if names else "")
+    return {
+        "latency_modes": modes,
+        "latency_ms": config.asr_latency_ms,
+        "voices": names or [default_voice],
+        "voice": default_voice,
+    }
+
+
+def serve_client_page(app) -> None:
+    """Mounts our page before the runner mounts its prebuilt one (the first match wins); the
+    prebuilt pages load Daily's bundle from a CDN and fail with no internet."""
+    from fastapi.responses import RedirectResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/client", StaticFiles(directory=CLIENT_DIR, html=True), name="nemotron-client")
+
+    @app.get("/", include_in_schema=False)
+    async def root():
+        return RedirectResponse(url="/client/")
+
+    @app.get("/api/options")
+    async def options():
+        return await page_options(BotConfig())

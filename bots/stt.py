@@ -1,0 +1,176 @@
+"""Pipecat STT service for our streaming ASR service (protocol: services/protocol/asr.py).
+
+Audio goes out as it arrives. When VAD says the user stopped, the turn is finalized with
+`reset` + `request_finalize()`, and the final transcript is pushed through `confirm_finalize()`,
+so the turn strategy ends the user turn the moment the text is in, with no fixed wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator
+from urllib.parse import urlencode
+
+from loguru import logger
+from pipecat.audio.utils import create_stream_resampler
+from pipecat.frames.frames import (
+    Frame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
+from pipecat.services.stt_service import WebsocketSTTService
+from pipecat.utils.time import time_now_iso8601
+from websockets.protocol import State
+
+from services.protocol import asr as proto
+
+# The ASR answers within one model step of a reset (see services/asr); half a second is a
+# generous P99 for the turn strategy's fallback when no final transcript comes at all.
+ASR_TTFS_P99_SECONDS = 0.5
+READY_TIMEOUT_SECONDS = 10.0
+# A restarting ASR service takes seconds (tiny model) to a minute (GPU model) to load: retry
+# quickly and for long enough, rather than Pipecat's default of three tries 4-10 s apart.
+RECONNECT_ATTEMPTS = 120
+
+
+class NemotronSTTService(WebsocketSTTService):
+    def __init__(
+        self,
+        *,
+        url: str,
+        latency_ms: int | None = None,
+        language: str | None = None,
+        api_key: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            ttfs_p99_latency=ASR_TTFS_P99_SECONDS,
+            reconnect_backoff_min_wait=0.5,
+            reconnect_backoff_max_wait=2.0,
+            **kwargs,
+        )
+        query = {k: v for k, v in {"latency_ms": latency_ms, "language": language}.items() if v}
+        self._url = f"{url}?{urlencode(query)}" if query else url
+        self._api_key = api_key
+        self._resampler = create_stream_resampler()
+        self._receive_task: asyncio.Task | None = None
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def setup(self, setup: FrameProcessorSetup):
+        await super().setup(setup)
+        await self._connect()
+
+    async def _connect(self):
+        await super()._connect()
+        try:
+            await self._connect_websocket()
+        except Exception as e:  # the receive loop below keeps retrying
+            logger.warning(f"{self}: ASR service not reachable yet ({e}); retrying")
+        if not self._receive_task:
+            self._receive_task = self.create_task(self._receive_task_handler(self._report_error))
+
+    async def _disconnect(self):
+        await super()._disconnect()
+        if self._receive_task:
+            await self.cancel_task(self._receive_task, timeout=1.0)
+            self._receive_task = None
+        await self._disconnect_websocket()
+
+    async def _try_reconnect(self, max_retries: int = RECONNECT_ATTEMPTS, report_error=None):
+        return await super()._try_reconnect(max_retries=max_retries, report_error=report_error)
+
+    async def _connect_websocket(self):
+        """Connects and waits for `ready`; a refusal (model loading, no free slot) raises, so the
+        reconnect loop backs off and tries again."""
+        if self._websocket and self._websocket.state is State.OPEN:
+            return
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
+        websocket = await self._websocket_connect(self._url, additional_headers=headers)
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                msg = proto.parse_server_message(await websocket.recv())
+        except BaseException:
+            await websocket.close()
+            raise
+        if msg["type"] != "ready":
+            await websocket.close()
+            raise ConnectionError(f"ASR service refused the session: {msg.get('message', msg)}")
+        self._websocket = websocket
+        logger.info(f"{self}: connected ({msg.get('latency_ms')} ms mode, {msg.get('model')})")
+        await self._call_event_handler("on_connected")
+
+    async def _disconnect_websocket(self):
+        try:
+            if self._websocket:
+                await self._websocket.close()
+        except Exception as e:
+            logger.debug(f"{self}: error closing the ASR connection: {e}")
+        finally:
+            self._websocket = None
+            await self._call_event_handler("on_disconnected")
+
+    def _open_websocket(self):
+        if self._websocket and self._websocket.state is State.OPEN:
+            return self._websocket
+        return None
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
+        websocket = self._open_websocket()
+        if websocket and not self._disconnecting:
+            if self.sample_rate != proto.SAMPLE_RATE:
+                audio = await self._resampler.resample(audio, self.sample_rate, proto.SAMPLE_RATE)
+            try:
+                await websocket.send(audio)
+            except Exception as e:  # the receive loop notices the drop and reconnects
+                logger.debug(f"{self}: audio not sent: {e}")
+        yield None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
+            await self._finalize()
+
+    async def _finalize(self):
+        websocket = self._open_websocket()
+        if not websocket:
+            return
+        try:
+            await websocket.send(json.dumps({"type": "reset", "finalize": True}))
+            self.request_finalize()
+        except Exception as e:
+            logger.debug(f"{self}: finalize not sent: {e}")
+
+    async def _receive_messages(self):
+        websocket = self._open_websocket()
+        if websocket is None:
+            raise ConnectionError("not connected to the ASR service")
+        async for raw in websocket:
+            if isinstance(raw, bytes):
+                continue
+            msg = proto.parse_server_message(raw)
+            kind = msg["type"]
+            if kind == "transcript":
+                await self._on_transcript(msg)
+            elif kind == "error":
+                await self.push_error(error_msg=f"ASR: {msg.get('message')} ({msg.get('code')})")
+
+    async def _on_transcript(self, msg: dict):
+        text = msg.get("text", "").strip()
+        if not msg.get("is_final"):
+            if text:
+                await self.push_frame(
+                    InterimTranscriptionFrame(text, self._user_id, time_now_iso8601(), result=msg)
+                )
+            return
+        if not msg.get("finalize"):
+            return  # a soft reset's report; we never ask for one
+        self.confirm_finalize()
+        if text:
+            await self.push_frame(
+                TranscriptionFrame(text, self._user_id, time_now_iso8601(), result=msg)
+            )

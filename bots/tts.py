@@ -1,0 +1,173 @@
+"""Pipecat TTS service for our streaming Magpie TTS service (protocol: services/protocol/tts.py).
+
+Sentences go out as Pipecat's sentence aggregator completes them, so the first sentence is
+synthesized while the LLM still writes the rest. `close` at the end of a reply flushes the
+stream; on interruption `cancel` stops generation on the server, and audio that was already in
+flight is dropped until the server acknowledges with `cancelled`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator
+
+from loguru import logger
+from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame, TTSStoppedFrame
+from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.services.tts_service import WebsocketTTSService
+from websockets.protocol import State
+
+from services.protocol import tts as proto
+
+# Magpie's codec runs at 22050 Hz; the server labels every stream with its real rate.
+MAGPIE_SAMPLE_RATE = 22050
+RECONNECT_ATTEMPTS = 120
+
+
+class NemotronTTSService(WebsocketTTSService):
+    def __init__(
+        self,
+        *,
+        url: str,
+        voice: str | None = None,
+        language: str | None = None,
+        preset: str = proto.DEFAULT_PRESET,
+        api_key: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            sample_rate=MAGPIE_SAMPLE_RATE,
+            # Our audio carries no context id: hold later frames until a reply's audio ends.
+            pause_frame_processing=True,
+            push_start_frame=True,
+            push_stop_frames=False,
+            append_trailing_space=True,
+            reconnect_backoff_min_wait=0.5,
+            reconnect_backoff_max_wait=2.0,
+            **kwargs,
+        )
+        self._url = url
+        self._voice = voice
+        self._language = language
+        self._preset = preset
+        self._api_key = api_key
+        self._receive_task: asyncio.Task | None = None
+        self._dropping_cancelled_audio = False
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def setup(self, setup: FrameProcessorSetup):
+        await super().setup(setup)
+        await self._connect()
+
+    async def _connect(self):
+        await super()._connect()
+        try:
+            await self._connect_websocket()
+        except Exception as e:  # the receive loop below keeps retrying
+            logger.warning(f"{self}: TTS service not reachable yet ({e}); retrying")
+        if not self._receive_task:
+            self._receive_task = self.create_task(self._receive_task_handler(self._report_error))
+
+    async def _disconnect(self):
+        await super()._disconnect()
+        if self._receive_task:
+            await self.cancel_task(self._receive_task, timeout=1.0)
+            self._receive_task = None
+        await self._disconnect_websocket()
+
+    async def _try_reconnect(self, max_retries: int = RECONNECT_ATTEMPTS, report_error=None):
+        return await super()._try_reconnect(max_retries=max_retries, report_error=report_error)
+
+    async def _connect_websocket(self):
+        if self._websocket and self._websocket.state is State.OPEN:
+            return
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
+        websocket = await self._websocket_connect(self._url, additional_headers=headers)
+        init = {"type": "init", "default_mode": "stream"}
+        if self._voice:
+            init["voice"] = self._voice
+        if self._language:
+            init["language"] = self._language
+        await websocket.send(json.dumps(init))
+        self._websocket = websocket
+        self._dropping_cancelled_audio = False
+        logger.info(f"{self}: connected to {self._url}")
+        await self._call_event_handler("on_connected")
+
+    async def _disconnect_websocket(self):
+        try:
+            if self._websocket:
+                await self._websocket.close()
+        except Exception as e:
+            logger.debug(f"{self}: error closing the TTS connection: {e}")
+        finally:
+            self._websocket = None
+            await self._call_event_handler("on_disconnected")
+
+    async def _send(self, message: dict) -> bool:
+        if not self._websocket or self._websocket.state is not State.OPEN:
+            return False
+        try:
+            await self._websocket.send(json.dumps(message))
+            return True
+        except Exception as e:  # the receive loop notices the drop and reconnects
+            logger.debug(f"{self}: {message['type']} not sent: {e}")
+            return False
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        sent = await self._send(
+            {"type": "text", "text": text, "mode": "stream", "preset": self._preset}
+        )
+        if not sent:
+            yield ErrorFrame(error=f"{self}: TTS service unavailable, could not speak: {text!r}")
+            return
+        yield None
+
+    async def flush_audio(self, context_id: str | None = None):
+        await self._send({"type": "close"})
+
+    async def on_audio_context_interrupted(self, context_id: str):
+        await self.stop_all_metrics()
+        if await self._send({"type": "cancel"}):
+            self._dropping_cancelled_audio = True
+        await super().on_audio_context_interrupted(context_id)
+
+    async def _receive_messages(self):
+        if not self._websocket:
+            raise ConnectionError("not connected to the TTS service")
+        async for message in self._websocket:
+            if isinstance(message, bytes):
+                await self._on_audio(message)
+                continue
+            msg = proto.parse_server_message(message)
+            kind = msg["type"]
+            if kind == "cancelled":
+                self._dropping_cancelled_audio = False
+            elif kind == "stream_created":
+                if msg.get("sample_rate") != self.sample_rate:
+                    logger.error(
+                        f"{self}: the server streams {msg.get('sample_rate')} Hz audio,"
+                        f" this client plays it as {self.sample_rate} Hz"
+                    )
+            elif kind == "done":
+                await self._end_active_context()
+            elif kind == "error":
+                await self.push_error(error_msg=f"TTS: {msg.get('message')} ({msg.get('code')})")
+                if msg.get("fatal"):
+                    await self._end_active_context()
+
+    async def _on_audio(self, audio: bytes):
+        context_id = self.get_active_audio_context_id()
+        if self._dropping_cancelled_audio or context_id is None:
+            return
+        frame = TTSAudioRawFrame(audio, self.sample_rate, 1, context_id=context_id)
+        await self.append_to_audio_context(context_id, frame)
+
+    async def _end_active_context(self):
+        context_id = self.get_active_audio_context_id()
+        if context_id is not None:
+            await self.append_to_audio_context(context_id, TTSStoppedFrame(context_id=context_id))
+            await self.remove_audio_context(context_id)
