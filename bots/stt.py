@@ -21,6 +21,7 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
+from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import WebsocketSTTService
 from pipecat.utils.time import time_now_iso8601
 from websockets.protocol import State
@@ -44,10 +45,12 @@ class NemotronSTTService(WebsocketSTTService):
         latency_ms: int | None = None,
         language: str | None = None,
         api_key: str | None = None,
+        ttfs_p99_latency: float = ASR_TTFS_P99_SECONDS,
         **kwargs,
     ):
         super().__init__(
-            ttfs_p99_latency=ASR_TTFS_P99_SECONDS,
+            settings=STTSettings(model=None, language=language),
+            ttfs_p99_latency=ttfs_p99_latency,
             reconnect_backoff_min_wait=0.5,
             reconnect_backoff_max_wait=2.0,
             **kwargs,

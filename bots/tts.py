@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame, TTSStoppedFrame
 from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import WebsocketTTSService
 from websockets.protocol import State
 
@@ -37,6 +38,7 @@ class NemotronTTSService(WebsocketTTSService):
         **kwargs,
     ):
         super().__init__(
+            settings=TTSSettings(model=None, voice=voice, language=language),
             sample_rate=MAGPIE_SAMPLE_RATE,
             # Our audio carries no context id: hold later frames until a reply's audio ends.
             pause_frame_processing=True,

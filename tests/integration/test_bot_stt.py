@@ -1,0 +1,139 @@
+"""The bot's STT service against the real ASR server (tiny model), through Pipecat's test
+pipeline: final transcripts, turn end on finalization, and recovery from an ASR restart."""
+
+import asyncio
+import time
+
+import numpy as np
+from aiohttp.test_utils import TestServer
+from pipecat.frames.frames import (
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    LLMContextFrame,
+    TranscriptionFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.tests.utils import SleepFrame, run_test
+
+from bots.config import BotConfig
+from bots.stt import NemotronSTTService
+from bots.turns import user_turn_params
+from services.asr.server import AsrService, Settings
+
+CHUNK = 320  # 20 ms at 16 kHz, as the transport delivers it
+
+
+def audio_frames(pcm: np.ndarray) -> list[InputAudioRawFrame]:
+    return [
+        InputAudioRawFrame(pcm[i : i + CHUNK].tobytes(), sample_rate=16000, num_channels=1)
+        for i in range(0, len(pcm), CHUNK)
+    ]
+
+
+class FrameLog(BaseObserver):
+    """Every frame any processor pushed downstream, in order, once each."""
+
+    def __init__(self):
+        super().__init__()
+        self.frames: list = []
+
+    async def on_push_frame(self, data: FramePushed):
+        if data.direction == FrameDirection.DOWNSTREAM and data.frame not in self.frames:
+            self.frames.append(data.frame)
+
+    def index(self, kind) -> int:
+        return next(i for i, f in enumerate(self.frames) if isinstance(f, kind))
+
+    def first(self, kind):
+        return self.frames[self.index(kind)]
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(16000 * seconds), dtype=np.int16)
+
+
+async def test_finalized_transcript_equals_offline(asr_server, offline_refs, speech):
+    _, url = asr_server
+    stt = NemotronSTTService(url=url, latency_ms=160)
+    frames = [
+        VADUserStartedSpeakingFrame(),
+        *audio_frames(speech["fox"]),
+        VADUserStoppedSpeakingFrame(stop_secs=0.2),
+        SleepFrame(sleep=1.0),
+    ]
+    down, _ = await run_test(stt, frames_to_send=frames)
+    finals = [f for f in down if isinstance(f, TranscriptionFrame)]
+    interims = [f for f in down if isinstance(f, InterimTranscriptionFrame)]
+    assert [f.text for f in finals] == [offline_refs["fox", 160][1]]
+    assert finals[0].finalized, "the final transcript must be marked finalized"
+    assert interims and down.index(interims[0]) < down.index(finals[0])
+
+
+async def test_turn_ends_as_soon_as_the_final_text_is_in(asr_server, speech):
+    """With every time-based fallback pushed out of reach, the turn still ends: so it ended on
+    the finalized transcript, with no fixed wait. Real audio drives Silero and Smart Turn."""
+    _, url = asr_server
+    config = BotConfig(smart_turn_stop_secs=1.0, user_turn_stop_timeout=600.0)
+    stt = NemotronSTTService(url=url, latency_ms=160, ttfs_p99_latency=600.0)
+    user, _ = LLMContextAggregatorPair(LLMContext(), user_params=user_turn_params(config))
+    pcm = np.concatenate([silence(0.5), speech["weather"], silence(2.0)])
+    seen = FrameLog()
+    await run_test(
+        Pipeline([stt, user]),
+        frames_to_send=[*audio_frames(pcm), SleepFrame(sleep=2.0)],
+        observers=[seen],
+    )
+    final = seen.first(TranscriptionFrame)
+    assert final.finalized
+    # The turn's end (the stopped frame and the context for the LLM) follows the final text.
+    turn_end = min(seen.index(UserStoppedSpeakingFrame), seen.index(LLMContextFrame))
+    order = [seen.index(UserStartedSpeakingFrame), seen.frames.index(final), turn_end]
+    assert order == sorted(order), [type(f).__name__ for f in seen.frames]
+    assert seen.first(LLMContextFrame).context.get_messages()[-1]["content"] == final.text
+
+
+async def test_recovers_after_the_asr_service_restarts(asr_model, offline_refs, speech):
+    """The ASR service goes away mid-call and comes back on the same port: the bot reconnects
+    with backoff and the next turn is transcribed again."""
+    service = AsrService(Settings(model="tiny-asr", device="cpu"), asr_model)
+    await service.load()
+    server = TestServer(service.app(), host="127.0.0.1")
+    await server.start_server(shutdown_timeout=0.1)
+    port = server.port
+    stt = NemotronSTTService(url=f"ws://127.0.0.1:{port}/", latency_ms=160)
+    reconnected_after: list[float] = []
+    restarted = {}
+
+    @stt.event_handler("on_connected")
+    async def on_connected(_):
+        if "at" in restarted:
+            reconnected_after.append(time.monotonic() - restarted["at"])
+
+    async def restart():
+        nonlocal server
+        await asyncio.sleep(1.5)
+        await server.close()  # handlers are cancelled at once: the connection drops
+        await asyncio.sleep(1.0)  # the service is down for a while
+        server = TestServer(service.app(), host="127.0.0.1", port=port)
+        await server.start_server(shutdown_timeout=0.1)
+        restarted["at"] = time.monotonic()
+
+    turn = [VADUserStartedSpeakingFrame(), *audio_frames(speech["hello"])]
+    turn += [VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(sleep=1.0)]
+    frames = [*turn, SleepFrame(sleep=6.0), *turn]
+    try:
+        (down, _), _ = await asyncio.gather(run_test(stt, frames_to_send=frames), restart())
+    finally:
+        await server.close()
+        await service.close()
+    finals = [f.text for f in down if isinstance(f, TranscriptionFrame)]
+    assert finals == [offline_refs["hello", 160][1]] * 2
+    assert reconnected_after and reconnected_after[0] <= 5.0, reconnected_after
