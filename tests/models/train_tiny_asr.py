@@ -1,0 +1,156 @@
+"""Trains the tiny cache-aware ASR model to recognise a few fixed phrases spoken by espeak-ng, so
+the end-to-end tests can check that the right words flow from the microphone to the LLM.
+
+    uv run --extra asr --extra dev python -m tests.models.train_tiny_asr [--steps N]
+
+Same class and layout as tests/models/tiny_asr.py (built from that config), trained with NeMo's
+own RNNT loss on every att_context_size at random, so all latency modes recognise the phrases.
+The result is committed (tests/models/tiny_asr_trained.nemo): tests never retrain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.audio import speak_with
+from tests.models.tiny_asr import model_config
+
+OUT = Path(__file__).parent / "tiny_asr_trained.nemo"
+# What the end-to-end tests say; the scripted tiny LLM (tests/models/tiny_llm) answers these.
+PHRASES = [
+    "hello there",
+    "what time is it",
+    "what is twelve times seven",
+    "tell me a long story",
+    "stop",
+]
+TRAIN_VOICES = ["en-us", "en-gb", "en-gb-x-rp", "en-029", "en-us+f3", "en-us+m3", "en-gb+f2"]
+TRAIN_VOICES += ["en-us+Annie", "en-gb-scotland", "en-us+m7"]
+HELD_OUT_VOICES = ["en-gb-x-gbclan", "en-us+f4"]
+SPEEDS = [140, 160, 175, 190]
+SEED = 1234
+
+
+def corpus() -> str:
+    return "\n".join(PHRASES * 50)
+
+
+def synthesize(voices: list[str]) -> list[tuple[str, np.ndarray]]:
+    data = []
+    for text in PHRASES:
+        for voice in voices:
+            for speed in SPEEDS:
+                pcm = speak_with(text, voice=voice, speed=speed)
+                data.append((text, pcm.astype(np.float32) / 32768.0))
+    return data
+
+
+def augment(samples: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Level, leading/trailing silence and a little noise, as a microphone would give."""
+    lead, tail = (np.zeros(int(16000 * rng.uniform(0.05, 0.6)), np.float32) for _ in range(2))
+    x = np.concatenate([lead, samples * rng.uniform(0.2, 1.0), tail])
+    noise = np.random.default_rng(rng.randrange(1 << 30)).normal(0, 1, len(x)).astype(np.float32)
+    return x + noise * rng.uniform(0.0005, 0.01)
+
+
+def batch(items, model, rng):
+    import torch
+
+    audio = [augment(a, rng) for _, a in items]
+    tokens = [model.tokenizer.text_to_ids(t) for t, _ in items]
+    signal = torch.zeros(len(audio), max(len(a) for a in audio))
+    for i, a in enumerate(audio):
+        signal[i, : len(a)] = torch.from_numpy(a)
+    targets = torch.zeros(len(tokens), max(len(t) for t in tokens), dtype=torch.long)
+    for i, t in enumerate(tokens):
+        targets[i, : len(t)] = torch.tensor(t)
+    return (
+        signal,
+        torch.tensor([len(a) for a in audio]),
+        targets,
+        torch.tensor([len(t) for t in tokens]),
+    )
+
+
+def train_step(model, optimizer, signal, signal_len, targets, target_len) -> float:
+    encoded, encoded_len = model(input_signal=signal, input_signal_length=signal_len)
+    decoder, target_len, _ = model.decoder(targets=targets, target_length=target_len)
+    joint = model.joint(encoder_outputs=encoded, decoder_outputs=decoder)
+    loss = model.loss(
+        log_probs=joint, targets=targets, input_lengths=encoded_len, target_lengths=target_len
+    )
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss)
+
+
+def accuracy(model, data) -> float:
+    """Exact-phrase accuracy of NeMo's offline greedy transcription at every latency mode."""
+    correct = total = 0
+    for ctx in model.encoder.att_context_size_all:
+        model.encoder.set_default_att_context_size(list(ctx))
+        hyps = model.transcribe([a for _, a in data], batch_size=16, verbose=False)
+        correct += sum(h.text == t for h, (t, _) in zip(hyps, data, strict=True))
+        total += len(data)
+    model.eval()
+    return correct / total
+
+
+def main() -> None:
+    import torch
+    from nemo.collections.asr.models import EncDecRNNTBPEModel
+    from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
+    from omegaconf import OmegaConf
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+
+    rng = random.Random(SEED)
+    torch.manual_seed(SEED)
+    train, held_out = synthesize(TRAIN_VOICES), synthesize(HELD_OUT_VOICES)
+    print(f"{len(train)} training and {len(held_out)} held-out utterances", flush=True)
+    with tempfile.TemporaryDirectory() as work:
+        data_file = Path(work) / "corpus.txt"
+        data_file.write_text(corpus())
+        tokenizer, _ = create_spt_model(
+            str(data_file),
+            vocab_size=40,
+            sample_size=-1,
+            do_lower_case=True,
+            tokenizer_type="bpe",
+            output_dir=str(Path(work) / "tokenizer"),
+        )
+        cfg = model_config(Path(tokenizer).parent, d_model=96)
+        cfg["decoding"]["greedy"]["max_symbols"] = 5
+        model = EncDecRNNTBPEModel(cfg=OmegaConf.create(cfg))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-3)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=args.steps)
+        started = time.monotonic()
+        for step in range(1, args.steps + 1):
+            model.train()
+            loss = train_step(model, optimizer, *batch(rng.sample(train, 16), model, rng))
+            schedule.step()
+            if step % 100 == 0:
+                score = accuracy(model, held_out)
+                print(
+                    f"step {step}: loss {loss:.3f}, held-out exact {score:.0%}"
+                    f" ({time.monotonic() - started:.0f} s)",
+                    flush=True,
+                )
+        model.eval()
+        print(f"train exact {accuracy(model, train):.0%}, held-out {accuracy(model, held_out):.0%}")
+        model.save_to(str(args.out))
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()
