@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_commands(args: argparse.Namespace) -> int:
     """One line per service; under the LLM, the vLLM command its own --dry-run prints."""
     for service in _table(args, python=args.python):
-        after = f"   (after {', '.join(service.after)} are healthy)" if service.after else ""
+        after = f"   (starts once healthy: {', '.join(service.after)})" if service.after else ""
         print(f"{service.name}: {shlex.join(service.argv)}{after}")
         if service.dry_run:
             # Run here with this interpreter; args.python may only exist in the container.
