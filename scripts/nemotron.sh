@@ -386,7 +386,6 @@ wait_for() { # SERVICES --pid PID | --container ID
 }
 
 start_container() {
-  check_docker
   if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
     log "building the image $IMAGE (the first time, or after a code change; later builds reuse its layers)"
     "${BUILD[@]}"
@@ -445,6 +444,9 @@ cmd_start() {
   fi
   if [[ "$PROFILE" != cpu-test && -z "$GPU" ]]; then
     die "profile $PROFILE needs an NVIDIA GPU, and $NO_GPU_HINT"
+  fi
+  if ((DOCKER && ${#ENABLED[@]})); then
+    check_docker
   fi
   check_landed
   if running; then
