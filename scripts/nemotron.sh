@@ -257,7 +257,9 @@ build_commands() {
     --user "$(id -u):$(id -g)"
     -v "$CONTAINER_CACHE:/home/nemotron/.cache"
     -v "$HF_CACHE:/home/nemotron/.cache/huggingface")
+  # .env holds the services' settings; what follows it overrides the host-only ones.
   [[ -f "$ROOT/.env" ]] && RUN+=(--env-file "$ROOT/.env")
+  RUN+=(-e HF_HOME=/home/nemotron/.cache/huggingface)
   [[ -n "${HF_TOKEN:-}" ]] && RUN+=(-e HF_TOKEN)
   local svc var
   for svc in "${ENABLED[@]}"; do

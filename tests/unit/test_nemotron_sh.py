@@ -92,6 +92,7 @@ def expected_docker_run(tmp: Path, profile: str, services=("asr", "tts", "llm"),
     cmd += ["-v", f"{tmp}/hf:/home/nemotron/.cache/huggingface"]
     if (ROOT / ".env").exists():
         cmd += ["--env-file", str(ROOT / ".env")]
+    cmd += ["-e", "HF_HOME=/home/nemotron/.cache/huggingface"]
     for name in services:
         port = ports[name]
         cmd += ["-e", f"{name.upper()}_PORT={port}", "-p", f"127.0.0.1:{port}:{port}"]
