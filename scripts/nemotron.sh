@@ -478,7 +478,7 @@ cmd_start() {
     log "Open http://localhost:$BOT_PORT"
   fi
   ((FOREGROUND)) || return 0
-  trap 'cmd_stop; exit 0' INT TERM
+  trap 'jobs -p | xargs -r kill 2>/dev/null; cmd_stop; exit 0' INT TERM
   log "following the logs; Ctrl-C stops everything"
   follow_logs
 }
@@ -557,18 +557,16 @@ cmd_status() {
   fi
 }
 
-# The log files of a local run, or the container's output, for SERVICE (all when empty).
+# The log files of a local run, or the container's output, for SERVICE (all when empty). The
+# reader replaces the shell (exec), so that stopping a background follower stops the reader.
 show_logs() { # SERVICE LINES FOLLOW
   local svc="$1" lines="$2" follow="$3" files=()
   read_records
   if [[ -n "$CONTAINER_ID" && "$svc" != bot ]]; then
     local args=(--tail "$lines")
     ((follow)) && args+=(--follow)
-    if [[ -z "$svc" ]]; then
-      docker logs "${args[@]}" "$CONTAINER_ID" 2>&1
-    else
-      docker logs "${args[@]}" "$CONTAINER_ID" 2>&1 | grep --line-buffered "^\[$svc\]"
-    fi
+    [[ -n "$svc" ]] || exec docker logs "${args[@]}" "$CONTAINER_ID" 2>&1
+    docker logs "${args[@]}" "$CONTAINER_ID" 2>&1 | grep --line-buffered "^\[$svc\]" || true
     return
   fi
   case "$svc" in
@@ -580,21 +578,20 @@ show_logs() { # SERVICE LINES FOLLOW
     [[ -f "$file" ]] && existing+=("$file")
   done
   ((${#existing[@]})) || die "no logs yet in $RUN_DIR/logs${svc:+ for $svc}"
-  if ((follow)); then
-    tail -n "$lines" -F "${existing[@]}"
-  else
-    tail -n "$lines" "${existing[@]}"
-  fi
+  ((follow)) && exec tail -n "$lines" -F "${existing[@]}"
+  exec tail -n "$lines" "${existing[@]}"
 }
 
+# In the background, so that the trap of a foreground start runs as soon as a signal comes.
 follow_logs() {
+  read_records
   if [[ -n "$CONTAINER_ID" ]]; then
     show_logs "" 0 1 &
     ((BOT)) && tail -n 0 -F "$RUN_DIR/logs/bot.log" &
-    wait
   else
-    show_logs "" 0 1
+    show_logs "" 0 1 &
   fi
+  wait
 }
 
 cmd_logs() {
