@@ -390,7 +390,7 @@ wait_for() { # SERVICES --pid PID | --container ID
 start_container() {
   if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
     log "building the image $IMAGE (the first time, or after a code change; later builds reuse its layers)"
-    "${BUILD[@]}"
+    "${BUILD[@]}" || die "the image build failed (the lines above tell why)"
   fi
   if docker container inspect "$CONTAINER" >/dev/null 2>&1; then
     [[ "$(docker container inspect --format '{{index .Config.Labels "nemotron-voice.checkout"}}' "$CONTAINER")" == "$ROOT" ]] ||
@@ -401,7 +401,7 @@ start_container() {
   fi
   mkdir -p "$CONTAINER_CACHE" "$HF_CACHE"
   log "starting the container $CONTAINER (profile $PROFILE; the first start downloads the models)"
-  CONTAINER_ID="$("${RUN[@]}")"
+  CONTAINER_ID="$("${RUN[@]}")" || die "docker run failed (the lines above tell why)"
   echo "$CONTAINER_ID" >"$RUN_DIR/container"
   wait_for "$(IFS=,; echo "${ENABLED[*]}")" --container "$CONTAINER_ID"
 }
