@@ -301,7 +301,7 @@ print_plan() {
 
 # Every process start launches carries NEMOTRON_RUN_ID; stop finds them, and only them, by it.
 owned() {
-  [[ -n "${RUN_ID:-}" ]] && grep -qzx "NEMOTRON_RUN_ID=$RUN_ID" "/proc/$1/environ" 2>/dev/null
+  [[ -n "${RUN_ID:-}" ]] && grep -qzxF "NEMOTRON_RUN_ID=$RUN_ID" "/proc/$1/environ" 2>/dev/null
 }
 
 owned_pids() {
