@@ -681,7 +681,8 @@ cmd_bench() {
 main() {
   local cmd="${1:-help}"
   shift || true
-  init_settings
+  # The tests set up their own settings; everything else reads .env.
+  [[ "$cmd" == test ]] || init_settings
   case "$cmd" in
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
