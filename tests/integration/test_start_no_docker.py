@@ -1,0 +1,56 @@
+"""The whole product's start path on any machine: `nemotron.sh start --no-docker --profile
+cpu-test` brings the services and the bot up on CPU, `status` shows them, `stop` leaves no
+process and no listening port behind, and a second `start` works."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from tests.process_helpers import free_port, listening, processes_with
+
+ROOT = Path(__file__).resolve().parents[2]
+# What has landed in this checkout; TTS, the LLM and the bot join the list as they land.
+LANDED = ["asr"]
+LEFT_OUT = [f"--no-{name}" for name in ("tts", "llm", "bot") if name not in LANDED]
+
+
+def test_start_status_stop_then_start_again(tmp_path):
+    ports = {name: free_port() for name in ("asr", "tts", "llm", "bot")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEMOTRON_")}
+    env |= {f"{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    env["NEMOTRON_RUN_DIR"] = str(tmp_path / "run")
+
+    def sh(*args):
+        return subprocess.run(
+            [ROOT / "scripts" / "nemotron.sh", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+
+    for attempt in ("first", "second"):
+        start = sh("start", "--no-docker", "--profile", "cpu-test", *LEFT_OUT)
+        assert start.returncode == 0, f"{attempt} start:\n{start.stderr}"
+        run_id = (tmp_path / "run" / "run-id").read_text().strip()
+        assert processes_with("NEMOTRON_RUN_ID", run_id)
+        if "bot" in LANDED:
+            assert f"Open http://localhost:{ports['bot']}" in start.stderr
+
+        status = sh("status")
+        assert status.returncode == 0, status.stderr
+        assert "started: local, profile cpu-test" in status.stdout
+        for name in LANDED:
+            assert re.search(rf"^{name}\s+ready\s+\S+:{ports[name]}\b", status.stdout, re.M), (
+                status.stdout
+            )
+        logs = sh("logs", "asr", "-n", "5")
+        assert logs.returncode == 0 and logs.stdout.strip()
+
+        stop = sh("stop")
+        assert stop.returncode == 0, stop.stderr
+        assert processes_with("NEMOTRON_RUN_ID", run_id) == []
+        assert [name for name, port in ports.items() if listening(port)] == []
+        assert not (tmp_path / "run" / "run-id").exists()
