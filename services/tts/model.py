@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from loguru import logger
 
 DEFAULT_MODEL = "nvidia/magpie_tts_multilingual_357m"
@@ -16,14 +15,15 @@ MODEL_CARD_VOICES = {"magpie_tts_multilingual_357m": ("john", "sofia", "aria", "
 def load_model(name_or_path: str, device: str, codec: str | None = None):
     """A `.nemo` path is restored from disk; anything else is a hub name (with its progress bar).
     `codec` replaces the codec checkpoint the model's config points to (a path or hub name)."""
-    from nemo.collections.tts.models import MagpieTTSModel
-    from omegaconf import open_dict
-
-    if codec and not codec.startswith("nvidia/") and not Path(codec).is_file():
-        raise FileNotFoundError(f"no codec .nemo file at {codec}")
     local = name_or_path.endswith(".nemo") or Path(name_or_path).exists()
     if local and not Path(name_or_path).is_file():
         raise FileNotFoundError(f"no .nemo file at {name_or_path}")
+    if codec and not codec.startswith("nvidia/") and not Path(codec).is_file():
+        raise FileNotFoundError(f"no codec .nemo file at {codec}")
+    import torch
+    from nemo.collections.tts.models import MagpieTTSModel
+    from omegaconf import open_dict
+
     if local:
         logger.info(f"restoring TTS model from {name_or_path}")
         load = MagpieTTSModel.restore_from
