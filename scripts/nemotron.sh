@@ -75,9 +75,10 @@ cmd_test() {
 }
 
 cmd_start() {
-  log "start is not built yet: the ASR service has landed; TTS, LLM, the bot and the container follow."
-  log "For now, run the ASR service by hand (README.md, 'The ASR service'):"
+  log "start is not built yet: the ASR and TTS services have landed; LLM, the bot and the container follow."
+  log "For now, run the services by hand (README.md, 'The ASR service' and 'The TTS service'):"
   log "  uv run --extra asr python -m services.asr --model nvidia/nemotron-speech-streaming-en-0.6b"
+  log "  uv run --extra tts python -m services.tts --model nvidia/magpie_tts_multilingual_357m"
 }
 
 main() {

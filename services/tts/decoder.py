@@ -23,6 +23,10 @@ from dataclasses import dataclass
 import torch
 
 
+class TextTooLong(ValueError):
+    """A sentence longer than the model's text encoder can read at once."""
+
+
 @dataclass(frozen=True)
 class Request:
     text: str  # already normalised
@@ -51,6 +55,7 @@ class Decoder:
             text_tokenizer=model.tokenizer,
             eos_token_id=model.eos_id,
         )
+        _check_length(model, self.chunk_lens)
         self.speaker = request.speaker
         self.use_cfg = True  # as do_tts
         self.use_local_transformer = model.local_transformer_type != LocalTransformerType.NO_LT
@@ -345,6 +350,21 @@ class _ChunkLoop:
     end_frame_lens: dict
     beginning: bool
     idx: int = 0
+
+
+def _check_length(model, chunk_lens: list[int]) -> None:
+    """The text encoder's learned positions bound a chunk, with the history NeMo prepends to
+    every chunk after the first."""
+    positions = model.encoder.position_embeddings
+    if positions is None:
+        return
+    history = model.chunked_inference_config.history_len_heuristic if len(chunk_lens) > 1 else 0
+    longest = max(chunk_lens) + history
+    if longest > positions.num_embeddings:
+        raise TextTooLong(
+            f"a sentence of this text is {max(chunk_lens)} tokens long, and the model reads at most"
+            f" {positions.num_embeddings - history} at once; split it into shorter sentences"
+        )
 
 
 def _cache_modules(model) -> list:

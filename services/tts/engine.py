@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from loguru import logger
 
-from services.tts.decoder import Decoder, Request
+from services.tts.decoder import Decoder, Request, TextTooLong
 from services.tts.streaming import AudioStream, CodecContext, Preset, codec_decoder
 
 AudioCallback = Callable[["Job", np.ndarray], None]
 DoneCallback = Callable[["Job"], None]
-ErrorCallback = Callable[["Job", str], None]
+ErrorCallback = Callable[["Job", Exception], None]
 
 
 @dataclass(eq=False)
@@ -139,11 +139,14 @@ class Engine:
                 try:
                     chunk, finished = await future
                 except Exception as e:  # a failed step ends its utterance, never the others
-                    logger.opt(exception=e).error(f"TTS step failed for utterance {job.id}")
+                    if isinstance(e, TextTooLong):
+                        logger.warning(f"utterance {job.id} refused: {e}")
+                    else:
+                        logger.opt(exception=e).error(f"TTS step failed for utterance {job.id}")
                     if not job.closed:
                         self._jobs.pop(job.id, None)
                         job.closed = True
-                        job.on_error(job, f"synthesis failed: {e}")
+                        job.on_error(job, e)
                     continue
                 finally:
                     self._running = None

@@ -19,7 +19,7 @@ from services.common.audio import float_to_pcm16, pcm16_to_wav
 from services.common.auth import api_key_middleware
 from services.common.http import Health, error_json, metrics_handler
 from services.protocol import tts as proto
-from services.tts.decoder import Request
+from services.tts.decoder import Request, TextTooLong
 from services.tts.engine import Engine, Job
 from services.tts.metrics import TtsMetrics
 from services.tts.model import load_model, model_languages, voice_names
@@ -167,9 +167,9 @@ class TtsService:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         chunks: list[np.ndarray] = []
 
-        def on_error(_: Job, message: str) -> None:
+        def on_error(_: Job, error: Exception) -> None:
             if not done.done():
-                done.set_exception(RuntimeError(message))
+                done.set_exception(error)
 
         text = await self.normalizer.normalize(text, language)
         request = Request(text, self.resolve_voice(voice).speaker, language, seed)
@@ -275,8 +275,10 @@ class TtsService:
             samples = await self.synthesize(
                 text, voice, language, self.next_seed() if seed is None else seed
             )
-        except RuntimeError as e:
-            return error_json(str(e), 500, "server_error")
+        except TextTooLong as e:
+            return error_json(str(e), 400)
+        except Exception as e:
+            return error_json(f"synthesis failed: {e}", 500, "server_error")
         finally:
             self._session_closed()
         pcm = float_to_pcm16(samples)
@@ -541,9 +543,12 @@ class _Segment:
         self.session.outbox.put(proto.segment_complete(stream.segments, audio_ms), stream.id)
         self.session._next_segment(stream)
 
-    def on_error(self, job: Job, message: str) -> None:
+    def on_error(self, job: Job, error: Exception) -> None:
         self.stream.job = None
-        self.session._error(proto.ErrorCode.INTERNAL, message)
+        if isinstance(error, TextTooLong):
+            self.session._error(proto.ErrorCode.TEXT_TOO_LONG, str(error))
+        else:
+            self.session._error(proto.ErrorCode.INTERNAL, f"synthesis failed: {error}")
         self.session._next_segment(self.stream)
 
 

@@ -24,8 +24,9 @@ def free_port() -> int:
 
 
 def run_cli(*args):
-    # One intra-op thread: the tiny model's ops are tiny (see tests/conftest.py).
-    env = {**os.environ, "LOG_LEVEL": "INFO", "OMP_NUM_THREADS": "1"}
+    # One intra-op thread: the tiny model's ops are tiny (see tests/conftest.py). An empty default
+    # voice keeps a developer's .env (say, aria) from applying to the tiny model's voices.
+    env = {**os.environ, "LOG_LEVEL": "INFO", "OMP_NUM_THREADS": "1", "TTS_DEFAULT_VOICE": ""}
     return subprocess.Popen(
         [sys.executable, "-m", "services.tts", *args],
         stdout=subprocess.PIPE,

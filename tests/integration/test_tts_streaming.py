@@ -103,8 +103,8 @@ async def test_cancel_stops_generation_within_one_step(tts_server):
             delivered_after_cancel.append(len(chunk))
         first_audio.set()
 
-    def fail(job, message):
-        raise AssertionError(message)
+    def fail(job, error):
+        raise AssertionError(error)
 
     job = engine.open(
         Request(LONG_TEXT, 0, "en", 9), PRESETS["aggressive"], on_audio, lambda _: None, fail

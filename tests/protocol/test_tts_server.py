@@ -201,6 +201,19 @@ async def test_bad_frames_mid_stream_get_an_error_and_lose_nothing(tts_server, f
     assert np.array_equal(spoken.audio, reference.audio)
 
 
+async def test_a_sentence_too_long_for_the_model_is_refused_and_the_stream_goes_on(tts_server):
+    """Within the protocol's limit but beyond what the text encoder reads at once (512 positions
+    in the tiny model): a clear error for that segment, and the next one is spoken."""
+    _, url, http = tts_server
+    spoken = await speak(url, "x" * 600, TEXT)
+    assert [e["code"] for e in spoken.errors] == [proto.ErrorCode.TEXT_TOO_LONG]
+    assert "split it" in spoken.errors[0]["message"]
+    assert spoken.end["segments_generated"] == 1 and len(spoken.audio) == UTTERANCE_SAMPLES
+    async with aiohttp.ClientSession() as client:
+        async with client.post(f"{http}/v1/audio/speech", json={"input": "x" * 600}) as resp:
+            assert resp.status == 400 and "split it" in (await resp.json())["error"]["message"]
+
+
 async def test_text_after_close_is_refused_until_done(tts_server):
     _, url, _ = tts_server
     async with websockets.connect(url) as ws:
