@@ -68,17 +68,13 @@ class Decoder:
         self.end_of_text = [False]
         self.finished = False
         self.steps = 0
-        self._s = None  # the current chunk's loop state
-
-    @property
-    def prepared(self) -> bool:
-        return self.chunk >= 0
+        self._loop: _ChunkLoop | None = None  # the current chunk's loop state
 
     def step(self) -> torch.Tensor:
         """One decoder step: returns the new frames, (num_codebooks, n) with n >= 0."""
         assert not self.finished
         with self._own_state():
-            if self._s is None:
+            if self._loop is None:
                 self._begin_chunk()
             frames = self._decode_step()
         self.steps += 1
@@ -153,7 +149,7 @@ class Decoder:
             finished_texts_counter={},
             attn_prior=prior,
         )
-        self._s = _ChunkLoop(
+        self._loop = _ChunkLoop(
             ctx=ctx,
             dummy=dummy,
             state=state,
@@ -173,12 +169,12 @@ class Decoder:
         )
         from nemo.collections.tts.parts.utils.helpers import get_mask_from_lengths
 
-        m, s, params = self.model, self._s, self.model.inference_parameters
-        state, ctx, idx, fsf = s.state, s.ctx, s.idx, m.frame_stacking_factor
+        m, loop, params = self.model, self._loop, self.model.inference_parameters
+        state, ctx, idx, fsf = loop.state, loop.ctx, loop.idx, m.frame_stacking_factor
         forbid_audio_eos = idx * fsf < params.min_generated_frames
 
         embedded, embedded_lens = m.embed_audio_tokens(
-            state.audio_codes_input, audio_tokens_lens=s.frame_lens
+            state.audio_codes_input, audio_tokens_lens=loop.frame_lens
         )
         state.audio_codes_mask = get_mask_from_lengths(embedded_lens)
         if ctx.additional_decoder_input is not None:
@@ -203,16 +199,16 @@ class Decoder:
             attn_prior=attn_prior,
             use_cfg=self.use_cfg,
             cfg_scale=params.cfg_scale,
-            dummy_cond=s.dummy[0],
-            dummy_cond_mask=s.dummy[1],
-            dummy_additional_decoder_input=s.dummy[2],
-            dummy_addition_dec_mask=s.dummy[3],
+            dummy_cond=loop.dummy[0],
+            dummy_cond_mask=loop.dummy[1],
+            dummy_additional_decoder_input=loop.dummy[2],
+            dummy_addition_dec_mask=loop.dummy[3],
             batch_size=1,
         )
 
         if params.apply_attention_prior:
             self._update_prior(attn_probs)
-        if not s.beginning:
+        if not loop.beginning:
             for key in state.finished_texts_counter:
                 state.finished_texts_counter[key] += 1
                 config = m.chunked_inference_config
@@ -229,7 +225,7 @@ class Decoder:
         else:
             threshold = (
                 m.chunked_inference_config.finished_limit_first_chunk
-                if s.beginning
+                if loop.beginning
                 else m.chunked_inference_config.finished_limit_with_eot
             )
             finished_items = {
@@ -273,7 +269,7 @@ class Decoder:
             codes,
             codes_argmax,
             state.chunk_end_dict,
-            s.end_frame_lens,
+            loop.end_frame_lens,
             state.finished_texts_counter,
             self.end_of_text,
             EOSDetectionMethod(params.eos_detection_method),
@@ -282,23 +278,23 @@ class Decoder:
         )
         state.all_predictions.append(codes)
         state.audio_codes_input = torch.cat([state.audio_codes_input, codes], dim=-1)
-        s.frame_lens = s.frame_lens + fsf
-        s.idx += 1
+        loop.frame_lens = loop.frame_lens + fsf
+        loop.idx += 1
 
         done = m._should_terminate_loop(self.chunk_state, state.chunk_end_dict, self.end_of_text, 1)
         if not done:
             self.chunk_state.overall_idx += 1
-        if done or s.idx >= params.max_decoder_steps // fsf:
-            keep = s.end_frame_lens.get(0, s.idx * fsf) - (s.idx - 1) * fsf
-            self._s = None
+        if done or loop.idx >= params.max_decoder_steps // fsf:
+            keep = loop.end_frame_lens.get(0, loop.idx * fsf) - (loop.idx - 1) * fsf
+            self._loop = None
             self.finished = self.chunk == len(self.chunks) - 1
         else:
             keep = fsf
         return codes[0, :, :keep]
 
     def _update_prior(self, attn_probs) -> None:
-        m, s, params = self.model, self._s, self.model.inference_parameters
-        state, ctx = s.state, s.ctx
+        m, loop, params = self.model, self._loop, self.model.inference_parameters
+        state, ctx = loop.state, loop.ctx
         scores, _ = m.get_cross_attention_scores(
             attn_probs, filter_layers=params.estimate_alignment_from_layers
         )
@@ -326,7 +322,7 @@ class Decoder:
             batch_size=1,
         )
         # The first chunk uses the standard prior; later chunks the stricter multi-chunk one.
-        if s.beginning:
+        if loop.beginning:
             result = m.construct_inference_prior(
                 lookahead_window_size=params.attention_prior_lookahead_window, **common
             )

@@ -79,9 +79,7 @@ class TtsService:
             self.default_voice = s.default_voice or self.voices[0]
             self.resolve_voice(self.default_voice)
             self.resolve_language(s.default_language)
-            import torch
-
-            context = await asyncio.to_thread(measure_context, model, torch.device(s.device))
+            context = await asyncio.to_thread(measure_context, model, s.device)
             logger.info(
                 f"codec overlap: {context.left} frame(s) of past"
                 + (f" and {context.right} of future" if context.right else "")
@@ -133,6 +131,11 @@ class TtsService:
         return details
 
     # --- shared by both endpoints --------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Loaded and warmed: clients are served only then."""
+        return self.health.status == "ready"
 
     def resolve_voice(self, asked: str | None) -> Voice:
         """A voice by name (any case) or index."""
@@ -208,7 +211,7 @@ class TtsService:
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=proto.MAX_FRAME_BYTES, heartbeat=30)
         await ws.prepare(request)
-        if self.engine is None:
+        if not self.ready:
             return await _refuse(
                 ws,
                 proto.ErrorCode.NOT_READY,
@@ -228,7 +231,7 @@ class TtsService:
         return ws
 
     async def _voices(self, request: web.Request) -> web.Response:
-        if self.engine is None:
+        if not self.ready:
             return error_json("the model is still loading", 503, "service_unavailable")
         return web.json_response(
             {
@@ -245,7 +248,7 @@ class TtsService:
     async def _speech(self, request: web.Request) -> web.Response:
         """OpenAI's `audio.speech.create`: `input`, `voice`, `response_format` wav|pcm; `speed` is
         ignored. Extras: `language`, `seed`."""
-        if self.engine is None:
+        if not self.ready:
             return error_json("the model is still loading", 503, "service_unavailable")
         try:
             body = await request.json()

@@ -102,7 +102,7 @@ def codec_decoder(model) -> Decode:
     return decode
 
 
-def measure_context(model, device: torch.device, trials: int = 2) -> CodecContext:
+def measure_context(model, device: str | torch.device, trials: int = 2) -> CodecContext:
     """The overlap chunks need on this codec: the smallest `left` (and `right`) for which decoding
     part of random codes gives the samples of a decode that has all the context, within
     JOIN_TOLERANCE. Each comparison shares the other boundary, so it sees one truncation only."""
@@ -112,7 +112,8 @@ def measure_context(model, device: torch.device, trials: int = 2) -> CodecContex
     left = right = 0
     with torch.inference_mode():
         for _ in range(trials):
-            codes = torch.randint(0, model.codebook_size, shape, generator=generator).to(device)
+            codes = torch.randint(0, model.codebook_size, shape, generator=generator)
+            codes = codes.to(torch.device(device))
             trial = _measure_once(decode, codes, cut=MAX_CONTEXT_FRAMES)
             left, right = max(left, trial.left), max(right, trial.right)
     return CodecContext(left=left, right=right)

@@ -119,7 +119,7 @@ async def main() -> None:
     model = load_model(args.model, args.device, args.codec)
     if tiny:
         model.inference_parameters.max_decoder_steps = args.frames
-    context = measure_context(model, torch.device(args.device))
+    context = measure_context(model, args.device)
     engine = Engine(model, args.device, context)
     engine.start()
     await utterance(engine, 0, None)  # warm-up
