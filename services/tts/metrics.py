@@ -43,7 +43,7 @@ class TtsMetrics:
         )
         self.cancelled = Counter(
             "tts_cancelled_utterances",
-            "Utterances stopped by cancel or disconnect",
+            "Utterances stopped before their end: cancel, disconnect or a new init",
             registry=self.registry,
         )
 

@@ -170,18 +170,16 @@ class TtsService:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         chunks: list[np.ndarray] = []
 
+        def on_done(_: Job) -> None:
+            done.set_result(None)
+
         def on_error(_: Job, error: Exception) -> None:
-            if not done.done():
-                done.set_exception(error)
+            done.set_exception(error)
 
         text = await self.normalizer.normalize(text, language)
         request = Request(text, self.resolve_voice(voice).speaker, language, seed)
         job = self.engine.open(
-            request,
-            preset,
-            on_audio=lambda _, chunk: chunks.append(chunk),
-            on_done=lambda _: done.done() or done.set_result(None),
-            on_error=on_error,
+            request, preset, lambda _, chunk: chunks.append(chunk), on_done, on_error
         )
         try:
             await done
@@ -446,7 +444,6 @@ class WebSocketSession:
         stream = self.stream
         if stream:
             await self._drop(stream)
-            self.service.metrics.cancelled.inc()
         self.outbox.put(proto.cancelled(stream.id if stream else None))
 
     # --- streams and their segments ------------------------------------------------------------
@@ -476,6 +473,7 @@ class WebSocketSession:
         if stream.job:
             await self.engine.cancel(stream.job)
             stream.job = None
+            self.service.metrics.cancelled.inc()
         self.outbox.drop(stream.id)
 
     def _finish(self, stream: Stream) -> None:
