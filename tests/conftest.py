@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real NeMo models built at test time, real speech, a running ASR server."""
+"""Shared fixtures: tiny real NeMo models built at test time, real speech, running ASR and TTS
+servers."""
 
 from __future__ import annotations
 

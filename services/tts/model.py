@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
@@ -10,6 +11,12 @@ DEFAULT_MODEL = "nvidia/magpie_tts_multilingual_357m"
 # A checkpoint stores its baked speakers as embeddings only; the model card names the released
 # one's, in index order. Other checkpoints' voices are named speaker_0, speaker_1, ...
 MODEL_CARD_VOICES = {"magpie_tts_multilingual_357m": ("john", "sofia", "aria", "jason", "leo")}
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str
+    speaker: int  # index of the baked speaker
 
 
 def load_model(name_or_path: str, device: str, codec: str | None = None):
