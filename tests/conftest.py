@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real NeMo models built at test time, real speech, a running ASR server."""
+"""Shared fixtures: tiny real NeMo models built at test time, real speech, running ASR and TTS
+servers."""
 
 from __future__ import annotations
 
@@ -67,5 +68,42 @@ async def asr_server(asr_model, offline_refs):
     server = TestServer(service.app(), host="127.0.0.1")
     await server.start_server()
     yield service, f"ws://127.0.0.1:{server.port}/"
+    await server.close()
+    await service.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_tts_paths(tmp_path_factory):
+    """(magpie_path, codec_path): the tiny Magpie TTS and its codec, as .nemo files."""
+    from tests.models.tiny_tts import build
+
+    return build(tmp_path_factory.mktemp("tts_models"))
+
+
+@pytest.fixture(scope="session")
+def tts_model(tiny_tts_paths):
+    import torch
+
+    from services.tts.model import load_model
+
+    # The tiny model's ops are tiny: on the 2-core test machine one intra-op thread runs them
+    # several times faster than two threads contending (this holds for the rest of the run).
+    torch.set_num_threads(1)
+    return load_model(str(tiny_tts_paths[0]), "cpu")
+
+
+@pytest.fixture(scope="session")
+async def tts_server(tts_model):
+    """The real TTS app on a local port, with the tiny model. Yields (service, ws_url, http_url)."""
+    from aiohttp.test_utils import TestServer
+
+    from services.protocol import tts as proto
+    from services.tts.server import Settings, TtsService
+
+    service = TtsService(Settings(model="tiny-tts", device="cpu", max_sessions=16), tts_model)
+    await service.load()
+    server = TestServer(service.app(), host="127.0.0.1")
+    await server.start_server()
+    yield service, f"ws://127.0.0.1:{server.port}{proto.PATH}", f"http://127.0.0.1:{server.port}"
     await server.close()
     await service.close()

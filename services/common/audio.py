@@ -19,6 +19,19 @@ def float_to_pcm16(samples: np.ndarray) -> bytes:
     return np.round(scaled).astype("<i2").tobytes()
 
 
+def pcm16_to_wav(pcm: bytes, sample_rate: int) -> bytes:
+    """PCM s16le mono bytes as a WAV file."""
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.writeframes(pcm)
+    return buffer.getvalue()
+
+
 class AudioDecodeError(ValueError):
     pass
 

@@ -5,11 +5,13 @@ Compatible with the `pipecat-ai/nemotron-january-2026` TTS server: its client se
 then `text` segments, `close` to flush, `cancel` on barge-in, and reads binary PCM plus
 `segment_complete` / `done`. After `cancel` or `done`, the next `text` opens a new stream with the
 same voice and language. Additions: `stream_created` carries the audio format, `cancel` is
-acknowledged with `cancelled` (no audio of that stream follows it), and errors carry a `code`.
+acknowledged with `cancelled` (no audio of that stream follows it), errors carry a `code`, and a
+`text` may carry a `seed`: the same text, voice and seed give the same audio, in either mode.
 
 client -> server
   {"type": "init", "voice": "...", "language": "en", "default_mode": "stream"|"batch"}
-  {"type": "text", "text": "...", "mode": "stream"|"batch", "preset": "aggressive"|...}
+  {"type": "text", "text": "...", "mode": "stream"|"batch", "preset": "aggressive"|...,
+   "seed": 42}           mode, preset and seed are optional
   {"type": "close"}      synthesize what is queued, then `done`
   {"type": "cancel"}     stop now; answered by `cancelled`
   {"type": "ping"}       answered by `pong`
@@ -36,6 +38,8 @@ MODES = ("stream", "batch")
 PRESETS = {"aggressive": 4, "balanced": 6, "conservative": 8}
 DEFAULT_PRESET = "balanced"
 MAX_TEXT_CHARS = 2000
+# A client frame above this size closes the connection with 1009.
+MAX_FRAME_BYTES = 64 * 1024
 
 
 class ErrorCode:
@@ -51,6 +55,13 @@ class ErrorCode:
     TOO_MANY_SESSIONS = "too_many_sessions"
     NOT_READY = "not_ready"
     INTERNAL = "internal"
+
+
+class CloseCode:
+    """WebSocket close codes the server uses (RFC 6455)."""
+
+    TOO_BIG = 1009  # a frame above MAX_FRAME_BYTES
+    TRY_AGAIN_LATER = 1013  # too many sessions, or the model is still loading
 
 
 class ProtocolError(ValueError):
@@ -72,6 +83,7 @@ class Text:
     text: str
     mode: str | None = None  # None: the stream's default_mode
     preset: str | None = None
+    seed: int | None = None  # None: the server picks one
 
 
 @dataclass(frozen=True)
@@ -112,18 +124,24 @@ def parse_client_text(raw: str) -> ClientMessage:
         text = data.get("text")
         if not isinstance(text, str):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "text.text must be a string")
+        if not text.strip():
+            raise ProtocolError(ErrorCode.EMPTY_TEXT, "text.text is empty; there is nothing to say")
         if len(text) > MAX_TEXT_CHARS:
             raise ProtocolError(
                 ErrorCode.TEXT_TOO_LONG,
                 f"a text segment may hold {MAX_TEXT_CHARS} characters, this one has {len(text)};"
                 " send long text as several segments",
             )
-        mode, preset = data.get("mode"), data.get("preset")
+        mode, preset, seed = data.get("mode"), data.get("preset"), data.get("seed")
         if mode is not None:
             _check_choice("mode", mode, MODES)
         if preset is not None:
             _check_choice("preset", preset, tuple(PRESETS))
-        return Text(text=text, mode=mode, preset=preset)
+        if seed is not None and (
+            not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63
+        ):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "text.seed must be an integer in [0, 2**63)")
+        return Text(text=text, mode=mode, preset=preset, seed=seed)
     if kind == "close":
         return Close()
     if kind == "cancel":
@@ -178,7 +196,7 @@ def done(total_audio_ms: float, segments_generated: int) -> str:
     )
 
 
-def cancelled(stream_id: str) -> str:
+def cancelled(stream_id: str | None) -> str:
     return json.dumps({"type": "cancelled", "stream_id": stream_id})
 
 

@@ -95,7 +95,7 @@ def _tts(argv, port_, after, profile, python, models) -> Service:
     if profile != "cpu-test":
         return Service("tts", (*argv, "--device", "cuda"), port_, after)
     folder = models / "tiny_tts"
-    model, codec = folder / "magpie.nemo", folder / "codec.nemo"
+    model, codec = folder / "tiny_magpie.nemo", folder / "tiny_codec.nemo"
     return Service(
         "tts",
         (*argv, "--device", "cpu", "--model", str(model), "--codec", str(codec)),

@@ -223,7 +223,7 @@ def test_cpu_test_dry_run_prints_the_local_commands(sh):
     )
     assert found["tts"] == (
         f"{python} -m services.tts --host 127.0.0.1 --port 8001 --device cpu"
-        f" --model {models}/tiny_tts/magpie.nemo --codec {models}/tiny_tts/codec.nemo"
+        f" --model {models}/tiny_tts/tiny_magpie.nemo --codec {models}/tiny_tts/tiny_codec.nemo"
     )
     assert found["llm"].startswith(
         f"{python} -m services.llm --host 127.0.0.1 --port 8000 --profile cpu-test"

@@ -34,8 +34,8 @@ def test_cpu_test_serves_the_tiny_models_and_builds_them_first():
     assert asr.prepare == (PY, "-m", "tests.models.tiny_asr", "/models/tiny_asr.nemo")
     assert asr.creates == MODELS / "tiny_asr.nemo"
     assert tts.argv[-6:] == (
-        *("--device", "cpu", "--model", "/models/tiny_tts/magpie.nemo"),
-        *("--codec", "/models/tiny_tts/codec.nemo"),
+        *("--device", "cpu", "--model", "/models/tiny_tts/tiny_magpie.nemo"),
+        *("--codec", "/models/tiny_tts/tiny_codec.nemo"),
     )
     assert tts.prepare == (PY, "-m", "tests.models.tiny_tts", "/models/tiny_tts")
     assert t["llm"].argv[-2:] == ("--profile", "cpu-test")

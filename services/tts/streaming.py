@@ -1,0 +1,152 @@
+"""Turning an utterance's codec frames into audio chunks as they are decoded.
+
+The first chunk goes out once the preset's first few frames exist. Each later chunk is decoded
+from its own frames plus `left` frames before them: the codec decoder's convolutions need that
+much past to produce the same samples as a decode of the whole utterance. `left` is measured on
+the loaded codec (`measure_context`): the smallest overlap whose joins differ from the full
+decode by less than half a 16-bit step, so a streamed utterance is the same PCM as the batch one
+(give or take one step of rounding) with nothing to crossfade. A non-causal decoder would also
+need frames after a chunk; `right` frames are then held back until they exist.
+
+Level: the codec ends in tanh, so its samples are already within [-1, 1]. Chunks are neither
+normalised nor faded one by one; the whole utterance keeps the model's own level, and the PCM
+conversion only clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from services.protocol import tts as proto
+
+# Half a step of 16-bit PCM: an error below it does not change the rounded sample.
+JOIN_TOLERANCE = 0.5 / 32768
+MAX_CONTEXT_FRAMES = 64
+# Frames per later chunk, by preset: bigger chunks cost fewer re-decoded overlap frames.
+LATER_CHUNK_FRAMES = {"aggressive": 8, "balanced": 10, "conservative": 12}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    first: int  # frames before the first audio
+    chunk: int  # frames per later chunk
+
+
+PRESETS = {
+    name: Preset(name, first, LATER_CHUNK_FRAMES[name]) for name, first in proto.PRESETS.items()
+}
+
+
+@dataclass(frozen=True)
+class CodecContext:
+    left: int  # past frames a chunk's decode needs
+    right: int  # future frames it needs (0 for a causal decoder)
+
+
+Decode = Callable[[torch.Tensor], np.ndarray]  # codes (num_codebooks, n) -> float32 samples
+
+
+class AudioStream:
+    """Collects one utterance's frames; `pop` returns the next chunk of audio once it is due.
+
+    With `preset=None` (batch mode) the whole utterance is decoded at once when it ends.
+    """
+
+    def __init__(self, decode: Decode, context: CodecContext, preset: Preset | None):
+        self._decode = decode
+        self._context = context
+        self._preset = preset
+        self._frames: list[torch.Tensor] = []
+        self._total = 0
+        self._emitted = 0  # frames whose audio has been returned
+
+    def push(self, frames: torch.Tensor) -> None:
+        if frames.shape[-1]:
+            self._frames.append(frames)
+            self._total += frames.shape[-1]
+
+    def pop(self, final: bool) -> np.ndarray | None:
+        """The audio of the frames that are due: a full chunk, or everything when `final`."""
+        end = self._total if final else self._total - self._context.right
+        if not final:
+            if self._preset is None:
+                return None
+            due = self._preset.first if self._emitted == 0 else self._preset.chunk
+            if end - self._emitted < due:
+                return None
+        if end <= self._emitted:
+            return None
+        codes = torch.cat(self._frames, dim=-1)
+        self._frames = [codes]
+        start = max(0, self._emitted - self._context.left)
+        audio = self._decode(codes[:, start:])
+        per_frame = len(audio) // (self._total - start)
+        chunk = audio[(self._emitted - start) * per_frame : (end - start) * per_frame]
+        self._emitted = end
+        return chunk
+
+
+def codec_decoder(model) -> Decode:
+    """The model's codec decode (NeMo's CodecHelper) for one utterance's codes."""
+
+    def decode(codes: torch.Tensor) -> np.ndarray:
+        lengths = torch.tensor([codes.shape[-1]], device=codes.device)
+        audio, audio_len, _ = model._codec_helper.codes_to_audio(codes.unsqueeze(0), lengths)
+        return audio[0, : int(audio_len[0])].float().cpu().numpy()
+
+    return decode
+
+
+def measure_context(model, device: str | torch.device, trials: int = 2) -> CodecContext:
+    """The overlap chunks need on this codec: the smallest `left` (and `right`) for which decoding
+    part of random codes gives the samples of a decode that has all the context, within
+    JOIN_TOLERANCE. Each comparison shares the other boundary, so it sees one truncation only."""
+    decode = codec_decoder(model)
+    generator = torch.Generator().manual_seed(0)
+    shape = (model.num_audio_codebooks, 2 * MAX_CONTEXT_FRAMES)
+    left = right = 0
+    with torch.inference_mode():
+        for _ in range(trials):
+            codes = torch.randint(0, model.codebook_size, shape, generator=generator)
+            codes = codes.to(torch.device(device))
+            trial = _measure_once(decode, codes, cut=MAX_CONTEXT_FRAMES)
+            left, right = max(left, trial.left), max(right, trial.right)
+    return CodecContext(left=left, right=right)
+
+
+def _measure_once(decode: Decode, codes: torch.Tensor, cut: int, tail: int = 8) -> CodecContext:
+    # left: decoding from `cut - k` against decoding from 0, both up to `cut + tail`
+    full = decode(codes[:, : cut + tail])
+    spf = len(full) // (cut + tail)
+
+    def left_error(k: int) -> float:
+        part = decode(codes[:, cut - k : cut + tail])
+        return _max_error(part[k * spf :], full[cut * spf :])
+
+    # right: decoding up to `cut` against decoding up to the end, both from 0
+    short, long = decode(codes[:, :cut]), decode(codes)
+
+    def right_error(h: int) -> float:
+        keep = (cut - h) * spf
+        return _max_error(short[:keep], long[:keep])
+
+    return CodecContext(left=_smallest(left_error), right=_smallest(right_error))
+
+
+def _max_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max()) if len(a) else 0.0
+
+
+def _smallest(error: Callable[[int], float]) -> int:
+    for frames in range(MAX_CONTEXT_FRAMES + 1):
+        if error(frames) <= JOIN_TOLERANCE:
+            return frames
+    raise RuntimeError(
+        f"the codec's decode needs more than {MAX_CONTEXT_FRAMES} frames of context for chunked"
+        " streaming to match a full decode"
+    )

@@ -1,0 +1,99 @@
+"""`python -m services.tts` as a user runs it: a real process, a real port, a clean exit."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from tests.tts_helpers import speak
+
+TEXT = "Hello from a real process."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args):
+    # One intra-op thread: the tiny model's ops are tiny (see tests/conftest.py). An empty default
+    # voice keeps a developer's .env (say, aria) from applying to the tiny model's voices.
+    env = {**os.environ, "LOG_LEVEL": "INFO", "OMP_NUM_THREADS": "1", "TTS_DEFAULT_VOICE": ""}
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.tts", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def wait_healthy(port: int, proc, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                return json.loads(resp.read())
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("server never became healthy")
+
+
+def test_help_lists_the_options():
+    out = subprocess.run(
+        [sys.executable, "-m", "services.tts", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for option in ["--model", "--codec", "--host", "--port", "--device", "--max-sessions"]:
+        assert option in out
+
+
+def test_bad_arguments_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "services.tts", "--max-sessions", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "--max-sessions" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["--model", "--codec"])
+def test_a_missing_checkpoint_exits_1_with_a_clear_message(tmp_path, tiny_tts_paths, missing):
+    paths = {"--model": str(tiny_tts_paths[0]), "--codec": str(tiny_tts_paths[1])}
+    paths[missing] = str(tmp_path / "nope.nemo")
+    proc = run_cli(*[arg for pair in paths.items() for arg in pair], "--port", str(free_port()))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    assert "failed to load" in out and "nope.nemo" in out
+
+
+async def test_serves_the_tiny_model_and_stops_on_sigterm(tiny_tts_paths, tts_server):
+    """The process speaks exactly as the in-process service does for the same seed."""
+    _, reference_url, _ = tts_server
+    port = free_port()
+    magpie, codec = tiny_tts_paths
+    proc = run_cli("--model", str(magpie), "--codec", str(codec), "--port", str(port))
+    try:
+        health = wait_healthy(port, proc)
+        assert health["status"] == "ready" and health["sample_rate"] == 22050
+        spoken = await speak(f"ws://127.0.0.1:{port}/ws/tts/stream", TEXT, seed=3)
+        reference = await speak(reference_url, TEXT, seed=3)
+        assert np.array_equal(spoken.audio, reference.audio)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "shutting down" in out and "codec overlap" in out
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass

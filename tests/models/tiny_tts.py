@@ -1,0 +1,174 @@
+"""A tiny Magpie TTS of the real model's classes and layout, random weights.
+
+Two `.nemo` files, built from config here (the NeMo wheel ships no example YAML):
+
+- an `AudioCodecModel` with the layout of the real 22.05 kHz codec (8 FSQ codebooks of 2016 codes,
+  1024 samples per frame, a causal HiFi-GAN decoder with the same kernels, dilations and up-sample
+  rates) but few channels, and no discriminator (its WavLM part is a hub download);
+- a `MagpieTTSModel` of the released checkpoint's kind (`decoder_ce` with baked speakers, an
+  autoregressive local transformer, CFG, attention prior) with character tokenizers (the IPA ones
+  need dictionaries the wheel lacks) for English and German, and two baked voices.
+
+    python -m tests.models.tiny_tts OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+SAMPLE_RATE = 22050
+SAMPLES_PER_FRAME = 1024
+UP_SAMPLE_RATES = [8, 8, 4, 2, 2]
+NUM_CODEBOOKS = 8
+LEVELS_PER_GROUP = [8, 7, 6, 6]  # 2016 codes per codebook
+EMBEDDING_DIM = 64
+MAX_DECODER_STEPS = 24
+VOICES = 2
+# Every baked speaker has the same context length, as in the released checkpoint (NeMo 3.0.0 pads
+# shorter ones to the longest but masks them to their own length, and the shapes then disagree).
+BAKED_CONTEXT_FRAMES = 12
+# A random model samples EOS about once in 250 frames, so utterance lengths would hang on the seed.
+# A large negative EOS bias makes every utterance run to MAX_DECODER_STEPS; tests that need an end
+# flip it (see `force_eos`).
+EOS_BIAS = -1e4
+
+
+def codec_config() -> dict:
+    modules = "nemo.collections.tts.modules.audio_codec_modules"
+    return {
+        "sample_rate": SAMPLE_RATE,
+        "samples_per_frame": SAMPLES_PER_FRAME,
+        "audio_encoder": {
+            "_target_": f"{modules}.CausalHiFiGANEncoder",
+            "down_sample_rates": list(reversed(UP_SAMPLE_RATES)),
+            "encoded_dim": NUM_CODEBOOKS * len(LEVELS_PER_GROUP),
+            "base_channels": 4,
+        },
+        "audio_decoder": {
+            "_target_": f"{modules}.CausalHiFiGANDecoder",
+            "up_sample_rates": UP_SAMPLE_RATES,
+            "input_dim": NUM_CODEBOOKS * len(LEVELS_PER_GROUP),
+            "base_channels": 64,
+        },
+        "vector_quantizer": {
+            "_target_": f"{modules}.GroupFiniteScalarQuantizer",
+            "num_groups": NUM_CODEBOOKS,
+            "num_levels_per_group": LEVELS_PER_GROUP,
+        },
+        "loss_resolutions": [[512, 128, 512], [1024, 256, 1024]],
+        "mel_loss_dims": [40, 80],
+        "commit_loss_scale": 0.0,
+        "generator_loss": {
+            "_target_": "nemo.collections.tts.losses.audio_codec_loss.GeneratorSquaredLoss"
+        },
+        "discriminator_loss": {
+            "_target_": "nemo.collections.tts.losses.audio_codec_loss.DiscriminatorSquaredLoss"
+        },
+    }
+
+
+def _transformer(n_layers: int, causal: bool, xattn: bool) -> dict:
+    cfg = {
+        "n_layers": n_layers,
+        "d_model": EMBEDDING_DIM,
+        "d_ffn": EMBEDDING_DIM * 2,
+        "sa_n_heads": 2,
+        "kernel_size": 1,
+        "p_dropout": 0.1,
+        "p_dropout_out": 0.0,
+        "has_xattn": xattn,
+        "is_causal": causal,
+        "apply_norm_out": True,
+        "max_length_causal_mask": 512,
+        "use_learnable_pos_emb": True,
+    }
+    if xattn:
+        cfg.update(xa_d_memory=EMBEDDING_DIM, xa_n_heads=1, apply_norm_to_cond=True)
+    return cfg
+
+
+def magpie_config(codec_path: Path) -> dict:
+    tokenizers = "nemo.collections.common.tokenizers.text_to_speech.tts_tokenizers"
+    return {
+        "model_type": "decoder_ce",
+        "codecmodel_path": str(codec_path),
+        "sample_rate": SAMPLE_RATE,
+        "embedding_dim": EMBEDDING_DIM,
+        "text_tokenizers": {
+            "english": {"_target_": f"{tokenizers}.EnglishCharsTokenizer"},
+            "german": {"_target_": f"{tokenizers}.GermanCharsTokenizer"},
+        },
+        "encoder": _transformer(2, causal=False, xattn=False),
+        "context_encoder": _transformer(1, causal=False, xattn=False),
+        "decoder": _transformer(2, causal=True, xattn=True),
+        "local_transformer_type": "autoregressive",
+        "local_transformer_n_layers": 1,
+        "local_transformer_n_heads": 1,
+        "local_transformer_hidden_dim": 32,
+        "context_duration_min": 5.0,
+        "context_duration_max": 5.0,
+        "prior_scaling_factor": None,
+        "prior_end_step": 0,
+        "prior_scaledown_start_step": 0,
+        "alignment_loss_scale": 0.0,
+        "use_kv_cache_for_inference": True,
+        "inference_parameters": {"max_decoder_steps": MAX_DECODER_STEPS},
+    }
+
+
+def bake_speakers(model, voices: int, frames: int) -> None:
+    """Random baked context embeddings, one per voice, stored the way NeMo loads them."""
+    import torch
+
+    table = torch.nn.Embedding(voices, frames * EMBEDDING_DIM)
+    table.weight.data.normal_()
+    table.weight.requires_grad_(False)
+    model.baked_context_embedding = table
+    model._baked_embedding_T = torch.tensor(frames)
+    model._baked_embedding_D = torch.tensor(EMBEDDING_DIM)
+    model.baked_context_embedding_len = torch.full((voices,), frames)
+
+
+def set_eos_bias(model, bias: float) -> None:
+    """The bias of AUDIO_EOS in every codebook's logits (the decoder's and the local
+    transformer's), which decides whether and when a random model ends an utterance."""
+    import torch
+
+    with torch.no_grad():
+        per_codebook = model.num_all_tokens_per_codebook
+        for c in range(model.num_audio_codebooks * model.frame_stacking_factor):
+            model.final_proj.bias[c * per_codebook + model.audio_eos_id] = bias
+        for projection in model.local_transformer_out_projections:
+            projection.bias[model.audio_eos_id] = bias
+
+
+def build(out_dir: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Builds both models with random weights; returns (magpie_path, codec_path)."""
+    import torch
+    from nemo.collections.tts.models import AudioCodecModel, MagpieTTSModel
+    from omegaconf import OmegaConf
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    codec_path, magpie_path = out_dir / "tiny_codec.nemo", out_dir / "tiny_magpie.nemo"
+    torch.manual_seed(seed)
+    codec = AudioCodecModel(cfg=OmegaConf.create(codec_config()))
+    codec.save_to(str(codec_path))
+    model = MagpieTTSModel(cfg=OmegaConf.create(magpie_config(codec_path)))
+    bake_speakers(model, VOICES, BAKED_CONTEXT_FRAMES)
+    set_eos_bias(model, EOS_BIAS)
+    model.save_to(str(magpie_path))
+    return magpie_path, codec_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args()
+    for path in build(args.out_dir):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Helpers for TTS tests: a plain protocol client, and NeMo's own decoding as the reference."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import websockets
+
+from services.protocol import tts as proto
+
+LONG_TEXT = " ".join(
+    f"This is sentence number {n} of a long answer, and it keeps going for a while."
+    for n in range(6)
+)
+
+
+@dataclass
+class Spoken:
+    """What a client received for one stream, in order."""
+
+    created: dict | None = None
+    segments: list[bytearray] = field(default_factory=lambda: [bytearray()])
+    messages: list[dict] = field(default_factory=list)  # every text frame after stream_created
+    end: dict | None = None  # the done or cancelled that ended it
+
+    @property
+    def audio(self) -> np.ndarray:
+        return np.frombuffer(b"".join(self.segments), dtype="<i2")
+
+    @property
+    def complete(self) -> list[dict]:
+        return [m for m in self.messages if m["type"] == "segment_complete"]
+
+    @property
+    def errors(self) -> list[dict]:
+        return [m for m in self.messages if m["type"] == "error"]
+
+
+async def read_stream(ws, spoken: Spoken | None = None, until=("done",)) -> Spoken:
+    """Reads frames until a message whose type is in `until`."""
+    spoken = spoken or Spoken()
+    async for raw in ws:
+        if isinstance(raw, bytes):
+            spoken.segments[-1].extend(raw)
+            continue
+        msg = proto.parse_server_message(raw)
+        if msg["type"] == "stream_created" and spoken.created is None:
+            spoken.created = msg
+            continue
+        spoken.messages.append(msg)
+        if msg["type"] == "segment_complete":
+            spoken.segments.append(bytearray())
+        if msg["type"] in until:
+            spoken.end = msg
+            if spoken.segments and not spoken.segments[-1]:
+                spoken.segments.pop()
+            return spoken
+    raise AssertionError(f"connection closed before {until}: {spoken.messages}")
+
+
+def text_message(text: str, **fields) -> str:
+    return json.dumps({"type": "text", "text": text, **fields})
+
+
+async def speak(url: str, *texts: str, init: dict | None = None, **fields) -> Spoken:
+    """One stream the way the anchor project's client does it: init, text segments, close."""
+    async with websockets.connect(url) as ws:
+        await ws.send(json.dumps({"type": "init", **(init or {})}))
+        for text in texts:
+            await ws.send(text_message(text, **fields))
+        await ws.send(json.dumps({"type": "close"}))
+        return await read_stream(ws)
+
+
+def nemo_codes(model, text: str, seed: int, speaker: int = 0, language: str = "en"):
+    """NeMo's generate_speech over `text`, set up as its inference runner does (KV cache for
+    single-chunk text), seeded like one of our utterances: the codes, (num_codebooks, frames)."""
+    from nemo.collections.tts.parts.utils.tts_dataset_utils import (
+        chunk_text_for_inference,
+        get_tokenizer_for_language,
+    )
+
+    tokenizer = get_tokenizer_for_language(language, model.tokenizer.tokenizer_names)
+    chunks, lens, _ = chunk_text_for_inference(
+        text=text,
+        language=language,
+        tokenizer_name=tokenizer,
+        text_tokenizer=model.tokenizer,
+        eos_token_id=model.eos_id,
+    )
+    state = model.create_chunk_state(batch_size=1)
+    codes = []
+    rng = torch.get_rng_state()
+    torch.manual_seed(seed)
+    model.decoder.reset_cache(use_cache=len(chunks) == 1)
+    try:
+        for i, (tokens, length) in enumerate(zip(chunks, lens, strict=True)):
+            batch = {
+                "text": tokens.unsqueeze(0),
+                "text_lens": torch.tensor([length]),
+                "speaker_indices": speaker,
+            }
+            out = model.generate_speech(
+                batch,
+                chunk_state=state,
+                end_of_text=[i == len(chunks) - 1],
+                beginning_of_text=i == 0,
+                use_cfg=True,
+                use_local_transformer_for_inference=True,
+            )
+            codes.append(out.predicted_codes[0, :, : out.predicted_codes_lens[0]])
+    finally:
+        model.decoder.reset_cache(use_cache=False)
+        torch.set_rng_state(rng)
+    return torch.cat(codes, dim=1), len(chunks)
