@@ -35,7 +35,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from bots.config import BotConfig
 from bots.latency import attach_latency_reporting
-from bots.llm import create_llm_service, create_voice_context
+from bots.llm import LLMConfig, NemotronLLMService, create_context
 from bots.page import serve_client_page
 from bots.stt import NemotronSTTService
 from bots.tts import NemotronTTSService
@@ -72,8 +72,8 @@ def create_voice_services(config: BotConfig) -> VoiceServices:
         preset=config.tts_preset,
         api_key=api_key,
     )
-    llm = create_llm_service()
-    context = create_voice_context()
+    llm = NemotronLLMService(LLMConfig.from_env())
+    context = create_context()
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
         context, user_params=user_turn_params(config)
     )

