@@ -7,10 +7,7 @@ from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnal
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
-from pipecat.turns.user_start import (
-    TranscriptionUserTurnStartStrategy,
-    VADUserTurnStartStrategy,
-)
+from pipecat.turns.user_start import VADUserTurnStartStrategy
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
@@ -37,7 +34,9 @@ def user_turn_params(config: BotConfig) -> LLMUserAggregatorParams:
     return LLMUserAggregatorParams(
         vad_analyzer=vad,
         user_turn_strategies=UserTurnStrategies(
-            start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
+            # Only speech starts a turn (and interrupts the bot): a stray interim transcript of
+            # noise or of the bot's own echo must not cut the bot off.
+            start=[VADUserTurnStartStrategy()],
             # Ends the turn when Smart Turn says "complete" and the finalized transcript is in.
             stop=[TurnAnalyzerUserTurnStopStrategy(turn_analyzer=smart_turn)],
         ),

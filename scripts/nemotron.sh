@@ -6,8 +6,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 UV_VERSION="0.13.9"
-# Debian packages the test suite needs: speech audio for the ASR tests.
-TEST_DEBS=(espeak-ng sox)
+# Debian packages the test suite needs: speech audio (espeak-ng, sox) and the browser tests.
+TEST_DEBS=(espeak-ng sox chromium)
 # Extras installed for the test suite (the bot's own image installs only `bot`).
 TEST_EXTRAS=(--extra asr --extra tts --extra bot --extra dev)
 # vLLM's CPU build for the LLM tests, in its own venv: it pins its own torch and transformers.

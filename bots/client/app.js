@@ -8,7 +8,15 @@ const RTVI_VERSION = "2.2.0";
 const PING_INTERVAL_MS = 1000; // the bot treats a data channel silent for 3 s as gone
 
 const $ = (id) => document.getElementById(id);
-const state = { pc: null, channel: null, mic: null, pingTimer: null, meterTimer: null, botText: null };
+const state = {
+  pc: null,
+  channel: null,
+  mic: null,
+  pingTimer: null,
+  meterTimer: null,
+  botText: null,
+  events: [], // RTVI message types in arrival order
+};
 // Read by the browser tests.
 window.nemotron = state;
 
@@ -53,6 +61,7 @@ function sendRtvi(type, data) {
 
 function onRtviMessage(msg) {
   const data = msg.data || {};
+  state.events.push(msg.type);
   switch (msg.type) {
     case "bot-ready":
       setStatus("connected — speak any time", "connected");

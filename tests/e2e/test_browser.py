@@ -1,0 +1,94 @@
+"""Talking to the bot in a real browser: Debian Chromium with a WAV file as its microphone, our
+page, WebRTC to the bot process, and the real ASR, LLM (vLLM CPU build) and TTS services on tiny
+models. The words are noise (random ASR and TTS weights); the chain is what is checked."""
+
+import urllib.request
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.audio import speak, wav_bytes
+from tests.browser import chromium
+from tests.llm_helpers import poll
+
+# Spoken at connect and long enough (about 5 s of audio) for the user to talk over it.
+GREETING = (
+    "Hello there. I am the test bot. I keep talking for a while. This is my fourth sentence. "
+    "And here is a fifth one."
+)
+INBOUND_AUDIO_JS = """async () => {
+  const stats = await window.nemotron.pc.getStats();
+  for (const s of stats.values())
+    if (s.type === "inbound-rtp" && s.kind === "audio")
+      return {bytes: s.bytesReceived, energy: s.totalAudioEnergy || 0};
+  return {bytes: 0, energy: 0};
+}"""
+
+
+@pytest.fixture
+def mic_wav(tmp_path):
+    """The microphone, looping: 3 s of silence, a request, then 10 s of silence."""
+    request = speak("what is the weather like in santa clara this afternoon", rate=48000)
+    pcm = np.concatenate([np.zeros(3 * 48000, np.int16), request, np.zeros(10 * 48000, np.int16)])
+    path = tmp_path / "mic.wav"
+    path.write_bytes(wav_bytes(pcm, rate=48000))
+    return path
+
+
+async def test_talk_to_the_bot_and_interrupt_it(start_product, mic_wav, tmp_path):
+    product = start_product(GREETING=GREETING, TTS_DEFAULT_VOICE="")
+    async with chromium(mic_wav, tmp_path / "profile") as browser:
+        page = await browser.new_page()
+        await page.goto(f"{product.bot_url}/")
+        await page.click("#connect")
+        await page.wait_for_selector("#status[data-state=connected]", timeout=60_000)
+
+        # The user talks over the greeting: the bot stops, and stays silent while the user talks.
+        assert await poll(lambda: has_event(page, "bot-interrupted"), within=60)
+        at_interruption = await inbound_audio(page)
+        assert at_interruption["energy"] > 0, "the greeting never reached the browser"
+        assert await poll(lambda: has_event(page, "user-stopped-speaking"), within=60)
+        while_user_talks = await inbound_audio(page)
+        assert (
+            while_user_talks["energy"] - at_interruption["energy"]
+            < 0.05 * (at_interruption["energy"])
+        ), "the bot kept talking over the user"
+
+        # The turn: the final transcript on the page, the LLM's reply spoken and shown, and the
+        # turn's latency listed.
+        await page.wait_for_selector("#transcript li[data-role=user]", timeout=60_000)
+        await page.wait_for_selector("#transcript li[data-role=bot]", timeout=60_000)
+        await page.wait_for_selector("#latency-rows tr", timeout=60_000)
+        assert await poll(lambda: audio_grew(page, while_user_talks), within=60), (
+            "no TTS audio reached the browser after the turn"
+        )
+        user_text = await page.inner_text("#transcript li[data-role=user]")
+        latency_row = await page.inner_text("#latency-rows tr")
+        await page.screenshot(path=str(tmp_path / "page.png"))
+    assert user_text.strip() and "ms" in latency_row
+    assert metric(product.http("asr"), "asr_steps_total") > 0
+    assert metric(product.http("llm"), "vllm:request_success_total") >= 1
+
+
+async def inbound_audio(page) -> dict:
+    """The browser's own count of the bot's audio: bytes received and energy played."""
+    return await page.evaluate(INBOUND_AUDIO_JS)
+
+
+async def has_event(page, kind: str) -> bool:
+    return kind in await page.evaluate("window.nemotron.events")
+
+
+async def audio_grew(page, before: dict) -> bool:
+    now = await inbound_audio(page)
+    return now["bytes"] > before["bytes"] and now["energy"] > before["energy"]
+
+
+def metric(base_url: str, name: str) -> float:
+    """The sum of a Prometheus metric's samples over all its labels."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(
+        s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name
+    )
