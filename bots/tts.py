@@ -1,7 +1,9 @@
 """Pipecat TTS service for our streaming Magpie TTS service (protocol: services/protocol/tts.py).
 
 Sentences go out as Pipecat's sentence aggregator completes them, so the first sentence is
-synthesized while the LLM still writes the rest. `close` at the end of a reply flushes the
+synthesized while the LLM still writes the rest. Each sentence's request returns once the server
+has generated it (`segment_complete`), so its text follows its audio: when the user interrupts,
+the sentences not yet spoken stay out of the LLM context. `close` at the end of a reply flushes the
 stream; on interruption `cancel` stops generation on the server, and audio that was already in
 flight is dropped until the server acknowledges with `cancelled`.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import AsyncGenerator
 
 from loguru import logger
@@ -24,6 +27,8 @@ from services.protocol import tts as proto
 # Magpie's codec runs at 22050 Hz; the server labels every stream with its real rate.
 MAGPIE_SAMPLE_RATE = 22050
 RECONNECT_ATTEMPTS = 120
+# A guard against a server that never finishes a sentence, not a latency budget.
+SEGMENT_TIMEOUT_SECONDS = 60.0
 
 
 class NemotronTTSService(WebsocketTTSService):
@@ -56,6 +61,8 @@ class NemotronTTSService(WebsocketTTSService):
         self._api_key = api_key
         self._receive_task: asyncio.Task | None = None
         self._dropping_cancelled_audio = False
+        # One future per sentence sent, resolved in order by the server's segment_complete.
+        self._segments: deque[asyncio.Future] = deque()
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -96,6 +103,7 @@ class NemotronTTSService(WebsocketTTSService):
         await websocket.send(json.dumps(init))
         self._websocket = websocket
         self._dropping_cancelled_audio = False
+        self._release_segments()
         logger.info(f"{self}: connected to {self._url}")
         await self._call_event_handler("on_connected")
 
@@ -120,13 +128,28 @@ class NemotronTTSService(WebsocketTTSService):
             return False
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        generated = asyncio.get_running_loop().create_future()
+        self._segments.append(generated)
         sent = await self._send(
             {"type": "text", "text": text, "mode": "stream", "preset": self._preset}
         )
         if not sent:
+            self._segments.remove(generated)
             yield ErrorFrame(error=f"{self}: TTS service unavailable, could not speak: {text!r}")
             return
+        try:
+            await asyncio.wait_for(generated, SEGMENT_TIMEOUT_SECONDS)
+        except TimeoutError:
+            yield ErrorFrame(error=f"{self}: the TTS service did not finish {text!r}")
+            return
         yield None
+
+    def _release_segments(self, count: int | None = None) -> None:
+        """Lets waiting requests return: the oldest `count` of them, or all."""
+        for _ in range(len(self._segments) if count is None else min(count, len(self._segments))):
+            waiter = self._segments.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def flush_audio(self, context_id: str | None = None):
         await self._send({"type": "close"})
@@ -146,8 +169,11 @@ class NemotronTTSService(WebsocketTTSService):
                 continue
             msg = proto.parse_server_message(message)
             kind = msg["type"]
-            if kind == "cancelled":
+            if kind == "segment_complete":
+                self._release_segments(1)
+            elif kind == "cancelled":
                 self._dropping_cancelled_audio = False
+                self._release_segments()
             elif kind == "stream_created":
                 if msg.get("sample_rate") != self.sample_rate:
                     logger.error(
@@ -155,8 +181,11 @@ class NemotronTTSService(WebsocketTTSService):
                         f" this client plays it as {self.sample_rate} Hz"
                     )
             elif kind == "done":
+                self._release_segments()
                 await self._end_active_context()
             elif kind == "error":
+                # Our requests are sentences: an error answers the oldest one.
+                self._release_segments(None if msg.get("fatal") else 1)
                 await self.push_error(error_msg=f"TTS: {msg.get('message')} ({msg.get('code')})")
                 if msg.get("fatal"):
                     await self._end_active_context()
