@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from openai import APIConnectionError
+from openai import APIConnectionError, APITimeoutError
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.nvidia.llm import NvidiaLLMService
 
@@ -75,6 +75,8 @@ class NemotronLLMService(NvidiaLLMService):
     async def get_chat_completions(self, context: LLMContext):
         try:
             return await super().get_chat_completions(context)
+        except APITimeoutError:
+            raise  # the base class reports timeouts as such
         except APIConnectionError as e:
             # The base class logs and pushes this as an ErrorFrame; say where we looked.
             raise ConnectionError(f"cannot reach the LLM server at {self._url}: {e}") from e

@@ -48,11 +48,13 @@ def vllm_missing() -> str | None:
 
 def clean_env() -> dict[str, str]:
     """This environment without the LLM_* settings, so a developer's .env cannot change a test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLM_")}
-    env.pop("NEMOTRON_API_KEY", None)
-    # python-dotenv leaves variables that are already set alone, even empty ones.
+
+    def ours(key: str) -> bool:
+        return key.startswith("LLM_") or key == "NEMOTRON_API_KEY"
+
+    # Set but empty: python-dotenv leaves variables that are already set alone.
     keys = [line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()]
-    return env | {k: "" for k in keys if k.startswith("LLM_") or k == "NEMOTRON_API_KEY"}
+    return {k: v for k, v in os.environ.items() if not ours(k)} | {k: "" for k in keys if ours(k)}
 
 
 class VllmServer:

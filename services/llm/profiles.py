@@ -39,6 +39,7 @@ class Profile:
     kv_cache_dtype: str | None = None
     moe_backend: str | None = None
     prefix_caching: bool = True
+    cpu_cores: str | None = None  # CPU builds only: the cores vLLM may use (taskset's list)
 
 
 PROFILES = {
@@ -86,6 +87,10 @@ PROFILES = {
         max_model_len=32768,
         # vLLM's CPU build cannot load NemotronH with prefix caching on (checked with a dense one).
         prefix_caching=False,
+        # On its own, vLLM's CPU build takes one core for its engine and keeps another busy with
+        # its scheduler: on a 2-core machine nothing is left for the bot or the tests, which then
+        # stall for as long as it generates. One core is plenty for the test model.
+        cpu_cores="0",
     ),
 }
 
@@ -106,8 +111,9 @@ class Launch:
     kv_cache_dtype: str | None = None
     moe_backend: str | None = None
     prefix_caching: bool = True
+    cpu_cores: str | None = None
     extra_args: tuple[str, ...] = ()
-    python: str = str(TEST_PYTHON)
+    python: str = str(TEST_PYTHON)  # CPU builds only: the Python that has vLLM
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,7 @@ def resolve(
         kv_cache_dtype=pick("kv_cache_dtype", p.kv_cache_dtype),
         moe_backend=pick("moe_backend", p.moe_backend),
         prefix_caching=pick("prefix_caching", p.prefix_caching, _flag),
+        cpu_cores=pick("cpu_cores", p.cpu_cores) if p.cpu_cores else None,
         extra_args=(*shlex.split(env.get("LLM_EXTRA_ARGS", "")), *extra_args),
         python=pick("vllm_python", str(TEST_PYTHON)),
     )
@@ -189,6 +196,12 @@ def build_command(launch: Launch) -> Command:
         argv = [launch.python, "-m", "vllm.entrypoints.openai.api_server", "--model", launch.model]
         # GiB of KV cache; the CPU build's default memory fraction fails to start.
         env["VLLM_CPU_KVCACHE_SPACE"] = "1"
+        if launch.cpu_cores:
+            # Every vLLM process on these cores, its compute threads bound to them, and no core
+            # set aside for its scheduler.
+            argv = ["taskset", "-c", launch.cpu_cores, *argv]
+            env["VLLM_CPU_OMP_THREADS_BIND"] = launch.cpu_cores
+            env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
     else:
         argv = ["vllm", "serve", launch.model]
     argv += [
@@ -222,8 +235,6 @@ def build_command(launch: Launch) -> Command:
     if launch.profile.name == "cpu-test":
         # No graph capture or compilation: the server is up in about 30 s instead of 45-85 s.
         argv += ["--enforce-eager"]
-        # The engine in the API server's process: one process fewer to start on a small machine.
-        argv += ["--distributed-executor-backend", "uni"]
     if launch.api_key:
         # vLLM's own variable for --api-key, so the key stays out of `ps` and the printed command.
         env["VLLM_API_KEY"] = launch.api_key
@@ -252,9 +263,10 @@ def detect_profile(name: str, memory_mib: int | None) -> str:
         return "rtx5090"
     if memory_mib is not None and memory_mib >= GENERIC_MIN_MIB:
         return "generic"
+    memory = f"{memory_mib} MiB" if memory_mib is not None else "memory not reported"
     raise ProfileError(
-        f"no profile fits {name} ({memory_mib} MiB): Nemotron 3 Nano needs an RTX 5090, a DGX Spark"
-        " or 80 GB; choose one with --profile and adjust it with LLM_* settings"
+        f"no profile fits {name} ({memory}): Nemotron 3 Nano needs an RTX 5090, a DGX Spark or"
+        " 80 GB; choose one with --profile and adjust it with LLM_* settings"
     )
 
 

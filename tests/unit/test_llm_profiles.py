@@ -92,6 +92,7 @@ def test_generic_serves_fp8():
 def test_cpu_test_runs_the_cpu_builds_module_on_the_test_model():
     cmd = command("cpu-test")
     assert cmd.argv == [
+        *("taskset", "-c", "0"),
         str(ROOT / ".venv-vllm" / "bin" / "python"),
         *("-m", "vllm.entrypoints.openai.api_server"),
         *("--model", str(ROOT / "tests" / "models" / "tiny_llm")),
@@ -99,9 +100,21 @@ def test_cpu_test_runs_the_cpu_builds_module_on_the_test_model():
         "--no-enable-prefix-caching",
         *("--max-model-len", "32768"),
         "--enforce-eager",
-        *("--distributed-executor-backend", "uni"),
     ]
-    assert cmd.env == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert cmd.env == {
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_CPU_OMP_THREADS_BIND": "0",
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    }
+
+
+def test_cpu_test_takes_other_cores_and_another_python_from_the_environment():
+    env = {"LLM_CPU_CORES": "0-3", "LLM_VLLM_PYTHON": "/opt/vllm/bin/python"}
+    cmd = command("cpu-test", env=env)
+    assert cmd.argv[:4] == ["taskset", "-c", "0-3", "/opt/vllm/bin/python"]
+    assert cmd.env["VLLM_CPU_OMP_THREADS_BIND"] == "0-3"
+    # GPU profiles neither pin cores nor use that Python.
+    assert command("generic", env=env).argv[:2] == ["vllm", "serve"]
 
 
 def test_a_precision_the_profile_cannot_hold_is_refused():
