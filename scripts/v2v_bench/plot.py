@@ -37,6 +37,20 @@ def write(path: Path, turns: list[dict], title: str) -> None:
     if heard:
         xs, ys = zip(*heard, strict=True)
         bars.scatter(xs, ys, marker="D", color="black", zorder=3, label="client heard")
+    for i, t in enumerate(turns):
+        note = _flag(t)
+        if note:
+            top = max(bottom[i], t["v2v_ms"] or 0.0)
+            bars.annotate(
+                note,
+                (i, top),
+                xytext=(0, 6),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                rotation=90,
+            )
     bars.set_xticks(x, labels, fontsize=7 if len(turns) > 30 else 9)
     bars.set_xlabel("client.turn" if several else "turn")
     bars.set_ylabel("ms from the end of user speech")
@@ -54,6 +68,18 @@ def write(path: Path, turns: list[dict], title: str) -> None:
     cdf.legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110)
+
+
+def _flag(turn: dict) -> str:
+    """A turn's trouble, written over its bar."""
+    notes = []
+    if turn["v2v_ms"] is None:
+        notes.append("no reply")
+    if (turn["server"] or {}).get("late_turn"):
+        notes.append("late turn")
+    if turn["talked_over"] or turn["server_talked_over"]:
+        notes.append("talked over")
+    return ", ".join(notes)
 
 
 def _stage_ms(turn: dict, key: str) -> float:
