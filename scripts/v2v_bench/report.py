@@ -32,9 +32,11 @@ def agrees(turn: dict) -> bool:
 
 OVERHEAD_GOAL_MS = 10  # DESIGN.md: orchestration overhead <= 10 ms per turn at p95
 CPU_TEST_WARNING = (
-    "> **CPU test profile, tiny random models — not GPU figures.** The models here have random "
-    "weights and run on a CPU: the figures show the format of this report and the bot's own "
-    "overhead, not the speed of the real models on a GPU.\n"
+    "> **CPU test profile, tiny random models — not GPU figures.** The models have random"
+    " weights and share a CPU with the bot: the figures show the format of this report and the"
+    " bot's own overhead, not the speed of the real models on a GPU. The tiny TTS's audio is"
+    " mostly a constant offset, which the Opus codec removes: what the client hears of a reply"
+    " is its onset.\n"
 )
 
 
