@@ -3,6 +3,7 @@ page, WebRTC to the bot process, and the real ASR, LLM (vLLM CPU build) and TTS 
 models. The words are noise (random ASR and TTS weights); the chain is what is checked."""
 
 import urllib.request
+import wave
 
 import numpy as np
 import pytest
@@ -37,7 +38,13 @@ def mic_wav(tmp_path):
 
 
 async def test_talk_to_the_bot_and_interrupt_it(start_product, mic_wav, tmp_path):
-    product = start_product(GREETING=GREETING, TTS_DEFAULT_VOICE="")
+    recordings = tmp_path / "recordings"
+    product = start_product(
+        GREETING=GREETING,
+        TTS_DEFAULT_VOICE="",
+        ENABLE_RECORDING="true",
+        RECORDINGS_DIR=str(recordings),
+    )
     async with chromium(mic_wav, tmp_path / "profile") as browser:
         page = await browser.new_page()
         await page.goto(f"{product.bot_url}/")
@@ -66,7 +73,12 @@ async def test_talk_to_the_bot_and_interrupt_it(start_product, mic_wav, tmp_path
         user_text = await page.inner_text("#transcript li[data-role=user]")
         latency_row = await page.inner_text("#latency-rows tr")
         await page.screenshot(path=str(tmp_path / "page.png"))
+        await page.click("#connect")  # disconnect: the session's recording is written
+        await page.wait_for_selector("#status[data-state=idle]")
     assert user_text.strip() and "ms" in latency_row
+    assert await poll(lambda: list(recordings.glob("*.wav")), within=60), "no recording written"
+    with wave.open(str(next(recordings.glob("*.wav")))) as recording:
+        assert recording.getnchannels() == 2 and recording.getnframes() > 0  # user left, bot right
     assert metric(product.http("asr"), "asr_steps_total") > 0
     assert metric(product.http("llm"), "vllm:request_success_total") >= 1
 
