@@ -20,24 +20,21 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import WebsocketSTTService
 from pipecat.utils.time import time_now_iso8601
-from websockets.protocol import State
 
+from bots.service_connection import RECONNECT_BACKOFF, ServiceConnection
 from services.protocol import asr as proto
 
 # The ASR answers within one model step of a reset (see services/asr); half a second is a
 # generous P99 for the turn strategy's fallback when no final transcript comes at all.
 ASR_TTFS_P99_SECONDS = 0.5
 READY_TIMEOUT_SECONDS = 10.0
-# A restarting ASR service takes seconds (tiny model) to a minute (GPU model) to load: retry
-# quickly and for long enough, rather than Pipecat's default of three tries 4-10 s apart.
-RECONNECT_ATTEMPTS = 120
 
 
-class NemotronSTTService(WebsocketSTTService):
+class NemotronSTTService(ServiceConnection, WebsocketSTTService):
     def __init__(
         self,
         *,
@@ -51,48 +48,23 @@ class NemotronSTTService(WebsocketSTTService):
         super().__init__(
             settings=STTSettings(model=None, language=language),
             ttfs_p99_latency=ttfs_p99_latency,
-            reconnect_backoff_min_wait=0.5,
-            reconnect_backoff_max_wait=2.0,
+            **RECONNECT_BACKOFF,
             **kwargs,
         )
         query = {k: v for k, v in {"latency_ms": latency_ms, "language": language}.items() if v}
         self._url = f"{url}?{urlencode(query)}" if query else url
         self._api_key = api_key
         self._resampler = create_stream_resampler()
-        self._receive_task: asyncio.Task | None = None
 
     def can_generate_metrics(self) -> bool:
         return True
 
-    async def setup(self, setup: FrameProcessorSetup):
-        await super().setup(setup)
-        await self._connect()
-
-    async def _connect(self):
-        await super()._connect()
-        try:
-            await self._connect_websocket()
-        except Exception as e:  # the receive loop below keeps retrying
-            logger.warning(f"{self}: ASR service not reachable yet ({e}); retrying")
-        if not self._receive_task:
-            self._receive_task = self.create_task(self._receive_task_handler(self._report_error))
-
-    async def _disconnect(self):
-        await super()._disconnect()
-        if self._receive_task:
-            await self.cancel_task(self._receive_task, timeout=1.0)
-            self._receive_task = None
-        await self._disconnect_websocket()
-
-    async def _try_reconnect(self, max_retries: int = RECONNECT_ATTEMPTS, report_error=None):
-        return await super()._try_reconnect(max_retries=max_retries, report_error=report_error)
-
     async def _connect_websocket(self):
         """Connects and waits for `ready`; a refusal (model loading, no free slot) raises, so the
         reconnect loop backs off and tries again."""
-        if self._websocket and self._websocket.state is State.OPEN:
+        if self._open_websocket():
             return
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
+        headers = self.auth_headers(self._api_key)
         websocket = await self._websocket_connect(self._url, additional_headers=headers)
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
@@ -106,21 +78,6 @@ class NemotronSTTService(WebsocketSTTService):
         self._websocket = websocket
         logger.info(f"{self}: connected ({msg.get('latency_ms')} ms mode, {msg.get('model')})")
         await self._call_event_handler("on_connected")
-
-    async def _disconnect_websocket(self):
-        try:
-            if self._websocket:
-                await self._websocket.close()
-        except Exception as e:
-            logger.debug(f"{self}: error closing the ASR connection: {e}")
-        finally:
-            self._websocket = None
-            await self._call_event_handler("on_disconnected")
-
-    def _open_websocket(self):
-        if self._websocket and self._websocket.state is State.OPEN:
-            return self._websocket
-        return None
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         websocket = self._open_websocket()

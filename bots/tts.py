@@ -17,21 +17,19 @@ from collections.abc import AsyncGenerator
 
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame, TTSStoppedFrame
-from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import WebsocketTTSService
-from websockets.protocol import State
 
+from bots.service_connection import RECONNECT_BACKOFF, ServiceConnection
 from services.protocol import tts as proto
 
 # Magpie's codec runs at 22050 Hz; the server labels every stream with its real rate.
 MAGPIE_SAMPLE_RATE = 22050
-RECONNECT_ATTEMPTS = 120
 # A guard against a server that never finishes a sentence, not a latency budget.
 SEGMENT_TIMEOUT_SECONDS = 60.0
 
 
-class NemotronTTSService(WebsocketTTSService):
+class NemotronTTSService(ServiceConnection, WebsocketTTSService):
     def __init__(
         self,
         *,
@@ -50,8 +48,7 @@ class NemotronTTSService(WebsocketTTSService):
             push_start_frame=True,
             push_stop_frames=False,
             append_trailing_space=True,
-            reconnect_backoff_min_wait=0.5,
-            reconnect_backoff_max_wait=2.0,
+            **RECONNECT_BACKOFF,
             **kwargs,
         )
         self._url = url
@@ -59,7 +56,6 @@ class NemotronTTSService(WebsocketTTSService):
         self._language = language
         self._preset = preset
         self._api_key = api_key
-        self._receive_task: asyncio.Task | None = None
         self._dropping_cancelled_audio = False
         # One future per sentence sent, resolved in order by the server's segment_complete.
         self._segments: deque[asyncio.Future] = deque()
@@ -67,33 +63,10 @@ class NemotronTTSService(WebsocketTTSService):
     def can_generate_metrics(self) -> bool:
         return True
 
-    async def setup(self, setup: FrameProcessorSetup):
-        await super().setup(setup)
-        await self._connect()
-
-    async def _connect(self):
-        await super()._connect()
-        try:
-            await self._connect_websocket()
-        except Exception as e:  # the receive loop below keeps retrying
-            logger.warning(f"{self}: TTS service not reachable yet ({e}); retrying")
-        if not self._receive_task:
-            self._receive_task = self.create_task(self._receive_task_handler(self._report_error))
-
-    async def _disconnect(self):
-        await super()._disconnect()
-        if self._receive_task:
-            await self.cancel_task(self._receive_task, timeout=1.0)
-            self._receive_task = None
-        await self._disconnect_websocket()
-
-    async def _try_reconnect(self, max_retries: int = RECONNECT_ATTEMPTS, report_error=None):
-        return await super()._try_reconnect(max_retries=max_retries, report_error=report_error)
-
     async def _connect_websocket(self):
-        if self._websocket and self._websocket.state is State.OPEN:
+        if self._open_websocket():
             return
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
+        headers = self.auth_headers(self._api_key)
         websocket = await self._websocket_connect(self._url, additional_headers=headers)
         init = {"type": "init", "default_mode": "stream"}
         if self._voice:
@@ -107,21 +80,12 @@ class NemotronTTSService(WebsocketTTSService):
         logger.info(f"{self}: connected to {self._url}")
         await self._call_event_handler("on_connected")
 
-    async def _disconnect_websocket(self):
-        try:
-            if self._websocket:
-                await self._websocket.close()
-        except Exception as e:
-            logger.debug(f"{self}: error closing the TTS connection: {e}")
-        finally:
-            self._websocket = None
-            await self._call_event_handler("on_disconnected")
-
     async def _send(self, message: dict) -> bool:
-        if not self._websocket or self._websocket.state is not State.OPEN:
+        websocket = self._open_websocket()
+        if websocket is None:
             return False
         try:
-            await self._websocket.send(json.dumps(message))
+            await websocket.send(json.dumps(message))
             return True
         except Exception as e:  # the receive loop notices the drop and reconnects
             logger.debug(f"{self}: {message['type']} not sent: {e}")

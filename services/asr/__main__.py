@@ -9,6 +9,8 @@ import sys
 
 from dotenv import load_dotenv
 
+from services.common.cli import add_server_args, check_server_args
+
 DEFAULT_MODEL = "nvidia/nemotron-speech-streaming-en-0.6b"
 
 
@@ -23,14 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=env("ASR_MODEL", DEFAULT_MODEL),
         help="a hub name, or a path to a .nemo file (default: %(default)s)",
     )
-    parser.add_argument("--host", default=env("ASR_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env("ASR_PORT", "8080")))
-    parser.add_argument(
-        "--device", choices=("auto", "cuda", "cpu"), default=env("ASR_DEVICE", "auto")
-    )
-    parser.add_argument(
-        "--max-sessions", type=int, default=int(env("ASR_MAX_SESSIONS", "64")), metavar="N"
-    )
+    add_server_args(parser, "ASR", port=8080, max_sessions=64)
     parser.add_argument(
         "--default-latency-ms",
         type=int,
@@ -38,8 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="latency mode of sessions that do not choose one (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    if args.max_sessions < 1:
-        parser.error("--max-sessions must be at least 1")
+    check_server_args(parser, args)
     return args
 
 

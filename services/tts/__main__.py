@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from services.common.cli import add_server_args, check_server_args
 from services.tts.model import DEFAULT_MODEL
 from services.tts.normalize import DEFAULT_CACHE_DIR
 
@@ -30,14 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=env("TTS_CODEC") or None,
         help="a codec .nemo (or hub name) to use instead of the one the model's config names",
     )
-    parser.add_argument("--host", default=env("TTS_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env("TTS_PORT", "8001")))
-    parser.add_argument(
-        "--device", choices=("auto", "cuda", "cpu"), default=env("TTS_DEVICE", "auto")
-    )
-    parser.add_argument(
-        "--max-sessions", type=int, default=int(env("TTS_MAX_SESSIONS", "16")), metavar="N"
-    )
+    add_server_args(parser, "TTS", port=8001, max_sessions=16)
     parser.add_argument(
         "--default-voice",
         default=env("TTS_DEFAULT_VOICE") or None,
@@ -53,8 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where text normalisation grammars are cached (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    if args.max_sessions < 1:
-        parser.error("--max-sessions must be at least 1")
+    check_server_args(parser, args)
     return args
 
 

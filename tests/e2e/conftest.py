@@ -25,9 +25,11 @@ class Product:
         self.run_dir = run_dir
         # The bot's per-turn latency lines, kept with this run rather than in the checkout.
         self.latency_log = run_dir / "turns.jsonl"
+        self.recordings = run_dir / "recordings"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("NEMOTRON_")}
         self.env |= {f"{name.upper()}_PORT": str(p) for name, p in self.ports.items()}
         self.env |= {"NEMOTRON_RUN_DIR": str(run_dir), "LATENCY_LOG": str(self.latency_log)}
+        self.env |= {"ENABLE_RECORDING": "true", "RECORDINGS_DIR": str(self.recordings)}
         self.env |= env
 
     @property

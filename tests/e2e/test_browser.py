@@ -3,6 +3,7 @@ page, WebRTC to the bot process, and the real ASR, LLM (vLLM CPU build) and TTS 
 models. The words are noise (random ASR and TTS weights); the chain is what is checked."""
 
 import urllib.request
+import wave
 
 import numpy as np
 import pytest
@@ -33,6 +34,7 @@ def mic_wav(tmp_path):
 
 async def test_talk_to_the_bot_and_interrupt_it(product, mic_wav, tmp_path):
     """The user talks over the bot's long greeting (tests/e2e/conftest.py), then has a turn."""
+    earlier_recordings = set(product.recordings.glob("*.wav"))  # other tests' sessions
     async with chromium(mic_wav, tmp_path / "profile") as browser:
         page = await browser.new_page()
         await page.goto(f"{product.bot_url}/")
@@ -62,7 +64,16 @@ async def test_talk_to_the_bot_and_interrupt_it(product, mic_wav, tmp_path):
         latency_row = await page.inner_text("#latency-rows tr")
         stage_bars = await page.locator("#latency-rows .timeline span").count()
         await page.screenshot(path=str(tmp_path / "page.png"))
+        await page.click("#connect")  # disconnect: the session's recording is written
+        await page.wait_for_selector("#status[data-state=idle]")
     assert user_text.strip() and "ms" in latency_row and stage_bars
+
+    def new_recordings():
+        return sorted(set(product.recordings.glob("*.wav")) - earlier_recordings)
+
+    assert await poll(new_recordings, within=60), "no recording written"
+    with wave.open(str(new_recordings()[0])) as recording:
+        assert recording.getnchannels() == 2 and recording.getnframes() > 0  # user left, bot right
     assert metric(product.http("asr"), "asr_steps_total") > 0
     assert metric(product.http("llm"), "vllm:request_success_total") >= 1
 

@@ -1,0 +1,63 @@
+"""What our STT and TTS services share: a WebSocket to one of our model services that keeps
+trying while the service is down or restarting, with a receive loop started at setup."""
+
+from __future__ import annotations
+
+import asyncio
+
+from loguru import logger
+from pipecat.processors.frame_processor import FrameProcessorSetup
+from websockets.protocol import State
+
+# A restarting service takes seconds (tiny models) to a minute (GPU models) to load: retry
+# quickly and for long enough, rather than Pipecat's default of three tries 4-10 s apart.
+RECONNECT_ATTEMPTS = 120
+RECONNECT_BACKOFF = {"reconnect_backoff_min_wait": 0.5, "reconnect_backoff_max_wait": 2.0}
+
+
+class ServiceConnection:
+    """Mixed in before Pipecat's WebsocketSTTService or WebsocketTTSService."""
+
+    _receive_task: asyncio.Task | None = None
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str] | None:
+        return {"Authorization": f"Bearer {api_key}"} if api_key else None
+
+    async def setup(self, setup: FrameProcessorSetup):
+        await super().setup(setup)
+        await self._connect()
+
+    async def _connect(self):
+        await super()._connect()
+        try:
+            await self._connect_websocket()
+        except Exception as e:  # the receive loop keeps retrying
+            logger.warning(f"{self}: service not reachable yet ({e}); retrying")
+        if not self._receive_task:
+            self._receive_task = self.create_task(self._receive_task_handler(self._report_error))
+
+    async def _disconnect(self):
+        await super()._disconnect()
+        if self._receive_task:
+            await self.cancel_task(self._receive_task, timeout=1.0)
+            self._receive_task = None
+        await self._disconnect_websocket()
+
+    async def _try_reconnect(self, max_retries: int = RECONNECT_ATTEMPTS, report_error=None):
+        return await super()._try_reconnect(max_retries=max_retries, report_error=report_error)
+
+    async def _disconnect_websocket(self):
+        try:
+            if self._websocket:
+                await self._websocket.close()
+        except Exception as e:
+            logger.debug(f"{self}: error closing the connection: {e}")
+        finally:
+            self._websocket = None
+            await self._call_event_handler("on_disconnected")
+
+    def _open_websocket(self):
+        """The connection if it is open, else None (down, or reconnecting)."""
+        if self._websocket and self._websocket.state is State.OPEN:
+            return self._websocket
+        return None
