@@ -19,7 +19,9 @@ from pathlib import Path
 from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     Frame,
+    FunctionCallsStartedFrame,
     InterruptionFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
@@ -27,6 +29,7 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
+    UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -43,6 +46,9 @@ SETTING, MODEL, BOT = "setting", "model", "bot"
 # Smart Turn answers in ~0.1 s and the ASR within one model step; a turn released later than this
 # after VAD stop waited on Smart Turn's silence fallback (1 s) or the stop timeout (2 s).
 LATE_TURN_MS = 500.0
+# Pipecat's user aggregator runs no LLM for a user turn without words that began while the bot was
+# waiting for the user (EmptyUserTurnConfig's default: it may be noise): that turn gets no reply.
+NO_WORDS = "the ASR heard no words, and the bot does not answer an empty turn while idle"
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class TurnRecord:
     owners: dict[str, str]
     smart_turn: dict | None = None
     late_turn: str | None = None
+    unanswered: str | None = None
     talked_over_user: bool = False
     pipecat_total_ms: float | None = None
     pipecat: list[dict] = field(default_factory=list)
@@ -167,6 +174,14 @@ class TurnLatencyObserver(UserBotLatencyObserver):
         self._turn_count = 0
         self._vad_speaking = False
         self._open: _OpenTurn | None = None
+        # For telling the user turns without words that Pipecat leaves unanswered, its rule (the
+        # user aggregator's idle controller): whether the bot waits for the user, whether the
+        # user's turn began while it did not, and whether the turn has words yet.
+        self._waiting_for_user = False
+        self._user_turn = False
+        self._interrupting = False
+        self._words = False
+        self._unanswered = False
         # Breakdown handlers run as tasks, later: each takes the turn frozen at its bot start,
         # found by the end of user speech, which Pipecat's breakdown carries too.
         self._answered: dict[float, TurnRecord] = {}
@@ -185,6 +200,7 @@ class TurnLatencyObserver(UserBotLatencyObserver):
 
     async def _track(self, data: FramePushed):
         frame, now, turn = data.frame, self._frame_time, self._open
+        self._follow_user_turn(frame)
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._vad_speaking, self._open = True, None
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
@@ -211,9 +227,33 @@ class TurnLatencyObserver(UserBotLatencyObserver):
             for kind, key in _MARKS:
                 if isinstance(frame, kind):
                     turn.stamp(key, now, data.source.name)
-            if isinstance(frame, BotStartedSpeakingFrame):
+            if isinstance(frame, UserStoppedSpeakingFrame) and self._unanswered:
+                await self._no_words(turn)
+            elif isinstance(frame, BotStartedSpeakingFrame):
                 self._answered[turn.speech_end] = self._freeze(turn)
                 self._open = None
+
+    def _follow_user_turn(self, frame: Frame):
+        if isinstance(frame, TranscriptionFrame) and frame.text.strip():
+            self._words = True
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            self._interrupting, self._waiting_for_user = not self._waiting_for_user, False
+            self._user_turn = True
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            # Words that came between turns are in the aggregation this turn writes.
+            self._unanswered = not self._words and not self._interrupting
+            self._user_turn, self._words = False, False
+            self._waiting_for_user = self._waiting_for_user or self._unanswered
+        elif isinstance(frame, BotStoppedSpeakingFrame) and not self._user_turn:
+            self._waiting_for_user = True
+        elif isinstance(frame, BotStartedSpeakingFrame | FunctionCallsStartedFrame):
+            self._waiting_for_user = False
+
+    async def _no_words(self, turn: _OpenTurn):
+        record = self._freeze(turn)
+        record.unanswered = NO_WORDS
+        self._open = None
+        await self._call_event_handler("on_turn_latency", record)
 
     def _freeze(self, turn: _OpenTurn) -> TurnRecord:
         self._turn_count += 1
@@ -263,6 +303,8 @@ def _late_turn(record: TurnRecord) -> str | None:
 def log_line(record: TurnRecord) -> str:
     if record.talked_over_user:
         return f"turn {record.turn}: the bot started speaking while the user was speaking"
+    if record.unanswered:
+        return f"turn {record.turn}: no reply: {record.unanswered}"
     stages = ", ".join(f"{s['label']} {s['ms']}" for s in record.stages() if s["ms"] is not None)
     late = f" | late: {record.late_turn}" if record.late_turn else ""
     return f"turn {record.turn}: voice-to-voice {record.total_ms} ms | {stages} (ms){late}"

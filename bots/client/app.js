@@ -104,6 +104,10 @@ function addLatencyRow(turn) {
     row.cells[1].textContent = "—";
     row.cells[2].textContent = "the bot started speaking while you were still speaking";
     row.classList.add("flagged");
+  } else if (turn.unanswered) {
+    row.cells[1].textContent = "—";
+    row.cells[2].textContent = `no reply: ${turn.unanswered}`;
+    row.classList.add("flagged");
   } else {
     const stages = turn.stages.filter((s) => s.ms !== null);
     row.cells[1].textContent = `${Math.round(turn.total_ms)} ms`;

@@ -94,6 +94,8 @@ async def first_reply_audio(conn: BotConnection, speech_end: float) -> float | N
         heard = conn.speaker.first_audible(speech_end)
         if heard is not None:
             return heard
+        if any(r.get("unanswered") for r in conn.server_messages(MESSAGE_KIND, after=speech_end)):
+            return None  # the bot says it will not answer this turn
         llm_done = [m.arrived for m in conn.messages if m.type == "bot-llm-stopped"]
         if llm_done and llm_done[-1] > speech_end and time.time() - llm_done[-1] > SILENT_AFTER_LLM:
             return None

@@ -189,5 +189,7 @@ def _flagged(turns: list[dict]) -> list[str]:
         by = " and ".join(side for side, flag in seen.items() if flag)
         lines.append(f"  - {_name(t)} (seen by the {by})")
     lines += [f"- Unanswered (no audible reply): {len(unanswered)}"]
-    lines += [f"  - {_name(t)}: {t['text']!r}" for t in unanswered]
+    for t in unanswered:
+        why = (t["server"] or {}).get("unanswered") or "the bot sent no reason"
+        lines.append(f"  - {_name(t)}: {t['text']!r}: {why}")
     return lines

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     InterruptionFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
@@ -17,6 +18,7 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
+    UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -28,7 +30,13 @@ from pipecat.processors.frameworks.rtvi import RTVIProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.utils.time import time_now_iso8601
 
-from bots.latency import MESSAGE_KIND, STAGE_KEYS, TurnLatencyObserver, attach_latency_reporting
+from bots.latency import (
+    MESSAGE_KIND,
+    NO_WORDS,
+    STAGE_KEYS,
+    TurnLatencyObserver,
+    attach_latency_reporting,
+)
 
 STOP_SECS = 0.2
 
@@ -174,3 +182,35 @@ async def test_late_turns_and_talking_over_the_user_are_flagged(tmp_path):
     assert over.talked_over_user and over.total_ms is None
     assert [line["turn"] for line in lines] == [1, 2]
     assert [m["talked_over_user"] for m in messages] == [False, True]
+
+
+async def test_a_turn_without_words_is_reported_unanswered_only_when_the_bot_was_idle(tmp_path):
+    steps = [
+        # The greeting plays, then the user makes a sound the ASR finds no words in: Pipecat's
+        # user aggregator runs no LLM for it, and the record says why nothing comes.
+        (0.0, BotStartedSpeakingFrame),
+        (0.2, BotStoppedSpeakingFrame),
+        (0.1, lambda: VADUserStartedSpeakingFrame(start_secs=0.2)),
+        (0.0, UserStartedSpeakingFrame),
+        (0.5, lambda: VADUserStoppedSpeakingFrame(stop_secs=STOP_SECS)),
+        smart_turn(complete=True),
+        (0.0, UserStoppedSpeakingFrame),
+        # A wordless sound over the bot's reply interrupts it; Pipecat asks the LLM to recover,
+        # so that turn is not unanswered: its reply is measured like any other.
+        (0.3, BotStartedSpeakingFrame),
+        (0.1, lambda: VADUserStartedSpeakingFrame(start_secs=0.2)),
+        (0.0, UserStartedSpeakingFrame),
+        (0.0, InterruptionFrame),
+        (0.0, BotStoppedSpeakingFrame),
+        (0.4, lambda: VADUserStoppedSpeakingFrame(stop_secs=STOP_SECS)),
+        smart_turn(complete=True),
+        (0.0, UserStoppedSpeakingFrame),
+        *reply(),
+    ]
+    records, _, messages = await run_turns(steps, tmp_path)
+
+    empty, recovered = records
+    assert empty.unanswered == NO_WORDS and empty.total_ms is None
+    assert empty.moments_ms["turn_end"] is not None and empty.moments_ms["transcript"] is None
+    assert recovered.unanswered is None and recovered.total_ms is not None
+    assert [m["unanswered"] for m in messages] == [NO_WORDS, None]
