@@ -23,6 +23,7 @@ from pipecat.frames.frames import (
     Frame,
     FunctionCallsStartedFrame,
     InterruptionFrame,
+    LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
     MetricsFrame,
@@ -49,6 +50,7 @@ LATE_TURN_MS = 500.0
 # Pipecat's user aggregator runs no LLM for a user turn without words that began while the bot was
 # waiting for the user (EmptyUserTurnConfig's default: it may be noise): that turn gets no reply.
 NO_WORDS = "the ASR heard no words, and the bot does not answer an empty turn while idle"
+NO_TEXT = "the LLM's reply had no text to speak"
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,7 @@ class _OpenTurn:
     at: dict[str, float] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
     smart_turn: dict | None = None
+    tool_called: bool = False
 
     def stamp(self, key: str, at: float, owner: str, replace: bool = False):
         if replace or key not in self.at:
@@ -178,7 +181,7 @@ class TurnLatencyObserver(UserBotLatencyObserver):
         # user aggregator's idle controller): whether the bot waits for the user, whether the
         # user's turn began while it did not, and whether the turn has words yet.
         self._waiting_for_user = False
-        self._user_turn = False
+        self._in_user_turn = False
         self._interrupting = False
         self._words = False
         self._unanswered = False
@@ -228,7 +231,13 @@ class TurnLatencyObserver(UserBotLatencyObserver):
                 if isinstance(frame, kind):
                     turn.stamp(key, now, data.source.name)
             if isinstance(frame, UserStoppedSpeakingFrame) and self._unanswered:
-                await self._no_words(turn)
+                await self._unanswered_turn(turn, NO_WORDS)
+            elif isinstance(frame, FunctionCallsStartedFrame):
+                turn.tool_called = True  # a reply follows the tool's result
+            elif isinstance(frame, LLMFullResponseEndFrame) and not (
+                "llm_first_token" in turn.at or turn.tool_called
+            ):
+                await self._unanswered_turn(turn, NO_TEXT)
             elif isinstance(frame, BotStartedSpeakingFrame):
                 self._answered[turn.speech_end] = self._freeze(turn)
                 self._open = None
@@ -238,20 +247,20 @@ class TurnLatencyObserver(UserBotLatencyObserver):
             self._words = True
         elif isinstance(frame, UserStartedSpeakingFrame):
             self._interrupting, self._waiting_for_user = not self._waiting_for_user, False
-            self._user_turn = True
+            self._in_user_turn = True
         elif isinstance(frame, UserStoppedSpeakingFrame):
             # Words that came between turns are in the aggregation this turn writes.
             self._unanswered = not self._words and not self._interrupting
-            self._user_turn, self._words = False, False
+            self._in_user_turn, self._words = False, False
             self._waiting_for_user = self._waiting_for_user or self._unanswered
-        elif isinstance(frame, BotStoppedSpeakingFrame) and not self._user_turn:
+        elif isinstance(frame, BotStoppedSpeakingFrame) and not self._in_user_turn:
             self._waiting_for_user = True
         elif isinstance(frame, BotStartedSpeakingFrame | FunctionCallsStartedFrame):
             self._waiting_for_user = False
 
-    async def _no_words(self, turn: _OpenTurn):
+    async def _unanswered_turn(self, turn: _OpenTurn, reason: str):
         record = self._freeze(turn)
-        record.unanswered = NO_WORDS
+        record.unanswered = reason
         self._open = None
         await self._call_event_handler("on_turn_latency", record)
 

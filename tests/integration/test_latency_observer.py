@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    FunctionCallFromLLM,
+    FunctionCallsStartedFrame,
     InterruptionFrame,
+    LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
     MetricsFrame,
@@ -32,6 +35,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from bots.latency import (
     MESSAGE_KIND,
+    NO_TEXT,
     NO_WORDS,
     STAGE_KEYS,
     TurnLatencyObserver,
@@ -214,3 +218,31 @@ async def test_a_turn_without_words_is_reported_unanswered_only_when_the_bot_was
     assert empty.moments_ms["turn_end"] is not None and empty.moments_ms["transcript"] is None
     assert recovered.unanswered is None and recovered.total_ms is not None
     assert [m["unanswered"] for m in messages] == [NO_WORDS, None]
+
+
+async def test_a_reply_without_text_is_reported_unanswered_unless_a_tool_runs(tmp_path):
+    tool = FunctionCallFromLLM("get_current_time", "call-1", {}, None)
+    steps = [
+        # The LLM answers with reasoning only (or nothing): no text reaches the TTS.
+        *user_speaks(),
+        transcript(),
+        smart_turn(complete=True),
+        (0.0, UserStoppedSpeakingFrame),
+        (0.002, LLMFullResponseStartFrame),
+        (0.1, LLMFullResponseEndFrame),
+        # The LLM calls a tool first: its text comes in the response after the tool's result.
+        (0.5, lambda: VADUserStartedSpeakingFrame(start_secs=0.2)),
+        (0.8, lambda: VADUserStoppedSpeakingFrame(stop_secs=STOP_SECS)),
+        transcript(),
+        smart_turn(complete=True),
+        (0.0, UserStoppedSpeakingFrame),
+        (0.002, LLMFullResponseStartFrame),
+        (0.05, lambda: FunctionCallsStartedFrame(function_calls=[tool])),
+        (0.0, LLMFullResponseEndFrame),
+        *reply(),
+    ]
+    records, _, _ = await run_turns(steps, tmp_path)
+
+    silent, with_tool = records
+    assert silent.unanswered == NO_TEXT and silent.total_ms is None
+    assert with_tool.unanswered is None and None not in with_tool.moments_ms.values()
