@@ -7,10 +7,12 @@ import os
 import platform
 import shutil
 import subprocess
+from pathlib import Path
 
 import aiohttp
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gpu_name() -> str:
@@ -52,7 +54,13 @@ async def describe(profile: str, asr_url: str, tts_url: str, llm_url: str) -> di
         "gpu": gpu_name(),
         "cpu": cpu_name(),
         "profile": profile or "unknown",
-        "asr_model": asr.get("model", unknown),
-        "tts_model": tts.get("model", unknown),
-        "llm_model": served.get("root") or served.get("id") or unknown,
+        "asr_model": _model_id(asr.get("model", unknown)),
+        "tts_model": _model_id(tts.get("model", unknown)),
+        "llm_model": _model_id(served.get("root") or served.get("id") or unknown),
     }
+
+
+def _model_id(name: str) -> str:
+    """A hub id as it is; a local checkpoint inside this checkout relative to it."""
+    path = Path(name)
+    return str(path.relative_to(ROOT)) if path.is_absolute() and path.is_relative_to(ROOT) else name
