@@ -17,7 +17,6 @@ from pathlib import Path
 from dotenv import load_dotenv
 from loguru import logger
 from pipecat.frames.frames import TTSSpeakFrame
-from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -34,7 +33,7 @@ from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.workers.runner import WorkerRunner
 
 from bots.config import BotConfig
-from bots.latency import attach_latency_reporting
+from bots.latency import TurnLatencyObserver, attach_latency_reporting
 from bots.llm import LLMConfig, NemotronLLMService, create_context
 from bots.page import serve_client_page
 from bots.stt import NemotronSTTService
@@ -114,7 +113,7 @@ async def run_bot(transport: BaseTransport, config: BotConfig, handle_sigint: bo
             services.assistant_aggregator,
         ]
     )
-    latency = UserBotLatencyObserver()
+    latency = TurnLatencyObserver()
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(
@@ -124,7 +123,7 @@ async def run_bot(transport: BaseTransport, config: BotConfig, handle_sigint: bo
         ),
         observers=[latency],
     )
-    attach_latency_reporting(latency, worker.rtvi)
+    attach_latency_reporting(latency, worker.rtvi, config.latency_log)
     runner = WorkerRunner(handle_sigint=handle_sigint)
 
     @transport.event_handler("on_client_connected")

@@ -40,6 +40,10 @@ class BotConfig:
     enable_recording: bool = field(default_factory=lambda: _flag("ENABLE_RECORDING", False))
     recordings_dir: str = field(default_factory=lambda: _env("RECORDINGS_DIR", "recordings"))
     api_key: str = field(default_factory=lambda: _env("NEMOTRON_API_KEY", ""))
+    # One JSON line per turn's latency breakdown; set but empty for none.
+    latency_log: str = field(
+        default_factory=lambda: os.environ.get("LATENCY_LOG", "logs/turns.jsonl")
+    )
 
     def with_overrides(self, overrides: dict | None) -> BotConfig:
         """A copy with the page's choices (latency mode, voice) applied, ignoring unknown keys."""

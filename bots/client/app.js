@@ -94,14 +94,52 @@ function onRtviMessage(msg) {
   }
 }
 
+// One row per turn: the total, a bar of its stages (bots/latency.py) and their times. Times are
+// from the end of the user's speech to the bot's first audio leaving the transport.
 function addLatencyRow(turn) {
   const row = document.createElement("tr");
-  const stages = turn.stages.map((s) => `${s.label} ${Math.round(s.ms)} ms`).join(" · ");
   row.innerHTML = "<td></td><td class='total'></td><td></td>";
   row.cells[0].textContent = turn.turn;
-  row.cells[1].textContent = `${Math.round(turn.total_ms)} ms`;
-  row.cells[2].textContent = stages;
+  if (turn.talked_over_user) {
+    row.cells[1].textContent = "—";
+    row.cells[2].textContent = "the bot started speaking while you were still speaking";
+    row.classList.add("flagged");
+  } else if (turn.unanswered) {
+    row.cells[1].textContent = "—";
+    row.cells[2].textContent = `no reply: ${turn.unanswered}`;
+    row.classList.add("flagged");
+  } else {
+    const stages = turn.stages.filter((s) => s.ms !== null);
+    row.cells[1].textContent = `${Math.round(turn.total_ms)} ms`;
+    row.cells[2].append(stageBar(stages, turn.total_ms), stageList(stages));
+    if (turn.late_turn) {
+      const note = document.createElement("div");
+      note.className = "late";
+      note.textContent = `late: ${turn.late_turn}`;
+      row.cells[2].append(note);
+      row.classList.add("flagged");
+    }
+  }
   $("latency-rows").prepend(row);
+}
+
+function stageBar(stages, total) {
+  const bar = document.createElement("div");
+  bar.className = "timeline";
+  for (const s of stages) {
+    const part = document.createElement("span");
+    part.dataset.key = s.key;
+    part.style.width = `${(100 * s.ms) / Math.max(total, 1)}%`;
+    part.title = `${s.label}: ${Math.round(s.ms)} ms (${s.owner})`;
+    bar.append(part);
+  }
+  return bar;
+}
+
+function stageList(stages) {
+  const list = document.createElement("div");
+  list.textContent = stages.map((s) => `${s.label} ${Math.round(s.ms)}`).join(" · ") + " ms";
+  return list;
 }
 
 function startMicMeter(stream) {

@@ -1,5 +1,6 @@
-"""The whole product for the browser tests, started the way a user starts it on a machine with no
-GPU: `nemotron.sh start --no-docker --profile cpu-test` (tiny models, vLLM's CPU build, the bot)."""
+"""The whole product for the end-to-end tests, started the way a user starts it on a machine with
+no GPU: `nemotron.sh start --no-docker --profile cpu-test` (tiny models, vLLM's CPU build, the
+bot). A start takes minutes on two cores, so the tests share one."""
 
 import os
 import subprocess
@@ -11,15 +12,25 @@ from tests.llm_helpers import vllm_missing
 from tests.process_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+# Spoken at connect and long enough (about 5 s of audio) for the user to talk over it.
+GREETING = (
+    "Hello there. I am the test bot. I keep talking for a while. This is my fourth sentence. "
+    "And here is a fifth one."
+)
 
 
 class Product:
     def __init__(self, run_dir: Path, env: dict[str, str]):
         self.ports = {name: free_port() for name in ("asr", "tts", "llm", "bot")}
         self.run_dir = run_dir
+        # The bot's per-turn latency lines, kept with this run rather than in the checkout.
+        self.latency_log = run_dir / "turns.jsonl"
+        self.recordings = run_dir / "recordings"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("NEMOTRON_")}
         self.env |= {f"{name.upper()}_PORT": str(p) for name, p in self.ports.items()}
-        self.env |= {"NEMOTRON_RUN_DIR": str(run_dir), **env}
+        self.env |= {"NEMOTRON_RUN_DIR": str(run_dir), "LATENCY_LOG": str(self.latency_log)}
+        self.env |= {"ENABLE_RECORDING": "true", "RECORDINGS_DIR": str(self.recordings)}
+        self.env |= env
 
     @property
     def bot_url(self) -> str:
@@ -42,21 +53,25 @@ class Product:
         return self.sh("logs", "-n", "300").stdout
 
 
-@pytest.fixture
-def start_product(tmp_path):
-    """Starts the product with extra environment for the bot; stops it afterwards."""
+@pytest.fixture(scope="session")
+def product(tmp_path_factory):
+    """The product, started once for the end-to-end tests and stopped after them. The default
+    voice is the tiny model's own (a developer's .env may name one it lacks)."""
     if reason := vllm_missing():
         pytest.skip(reason)
-    started: list[Product] = []
+    env = {"GREETING": GREETING, "TTS_DEFAULT_VOICE": ""}
+    started = Product(tmp_path_factory.mktemp("product") / "run", env)
+    result = started.sh("start", "--no-docker", "--profile", "cpu-test")
+    try:
+        assert result.returncode == 0, f"start failed:\n{result.stderr}\n{started.logs()}"
+        yield started
+    finally:
+        started.sh("stop")
 
-    def start(**env: str) -> Product:
-        product = Product(tmp_path / "run", env)
-        started.append(product)
-        result = product.sh("start", "--no-docker", "--profile", "cpu-test")
-        assert result.returncode == 0, f"start failed:\n{result.stderr}\n{product.logs()}"
-        return product
 
-    yield start
-    for product in started:
-        print(product.logs()[-30000:])
-        product.sh("stop")
+@pytest.fixture(autouse=True)
+def _product_logs(request):
+    """Each end-to-end test's output ends with the product's logs, for when it fails."""
+    yield
+    if "product" in request.fixturenames:
+        print(request.getfixturevalue("product").logs()[-30000:])

@@ -13,11 +13,6 @@ from tests.audio import speak, wav_bytes
 from tests.browser import chromium
 from tests.llm_helpers import poll
 
-# Spoken at connect and long enough (about 5 s of audio) for the user to talk over it.
-GREETING = (
-    "Hello there. I am the test bot. I keep talking for a while. This is my fourth sentence. "
-    "And here is a fifth one."
-)
 INBOUND_AUDIO_JS = """async () => {
   const stats = await window.nemotron.pc.getStats();
   for (const s of stats.values())
@@ -37,14 +32,9 @@ def mic_wav(tmp_path):
     return path
 
 
-async def test_talk_to_the_bot_and_interrupt_it(start_product, mic_wav, tmp_path):
-    recordings = tmp_path / "recordings"
-    product = start_product(
-        GREETING=GREETING,
-        TTS_DEFAULT_VOICE="",
-        ENABLE_RECORDING="true",
-        RECORDINGS_DIR=str(recordings),
-    )
+async def test_talk_to_the_bot_and_interrupt_it(product, mic_wav, tmp_path):
+    """The user talks over the bot's long greeting (tests/e2e/conftest.py), then has a turn."""
+    earlier_recordings = set(product.recordings.glob("*.wav"))  # other tests' sessions
     async with chromium(mic_wav, tmp_path / "profile") as browser:
         page = await browser.new_page()
         await page.goto(f"{product.bot_url}/")
@@ -72,12 +62,17 @@ async def test_talk_to_the_bot_and_interrupt_it(start_product, mic_wav, tmp_path
         )
         user_text = await page.inner_text("#transcript li[data-role=user]")
         latency_row = await page.inner_text("#latency-rows tr")
+        stage_bars = await page.locator("#latency-rows .timeline span").count()
         await page.screenshot(path=str(tmp_path / "page.png"))
         await page.click("#connect")  # disconnect: the session's recording is written
         await page.wait_for_selector("#status[data-state=idle]")
-    assert user_text.strip() and "ms" in latency_row
-    assert await poll(lambda: list(recordings.glob("*.wav")), within=60), "no recording written"
-    with wave.open(str(next(recordings.glob("*.wav")))) as recording:
+    assert user_text.strip() and "ms" in latency_row and stage_bars
+
+    def new_recordings():
+        return sorted(set(product.recordings.glob("*.wav")) - earlier_recordings)
+
+    assert await poll(new_recordings, within=60), "no recording written"
+    with wave.open(str(new_recordings()[0])) as recording:
         assert recording.getnchannels() == 2 and recording.getnframes() > 0  # user left, bot right
     assert metric(product.http("asr"), "asr_steps_total") > 0
     assert metric(product.http("llm"), "vllm:request_success_total") >= 1

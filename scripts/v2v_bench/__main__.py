@@ -1,0 +1,145 @@
+"""Voice-to-voice latency of the running bot, measured from outside, as a browser hears it.
+
+    ./scripts/nemotron.sh bench [--turns 20] [--latency-mode 160] [--concurrency 1] [--out DIR]
+    uv run --extra bench python -m scripts.v2v_bench --url http://localhost:7860 ...
+
+Each client connects over WebRTC (aiortc) and speaks the utterances at real-time pace over one
+connection, pausing after each reply. Per turn it measures from the last sample of speech sent
+to the first audible sample received, and keeps the bot's own breakdown of the same turn. Writes
+turns.jsonl, report.md and latency.png into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+from dotenv import load_dotenv
+from loguru import logger
+from tqdm import tqdm
+
+from scripts.v2v_bench import machine, plot, report, utterances
+from scripts.v2v_bench.client import BotConnection
+from scripts.v2v_bench.conversation import converse
+
+LATENCY_MODES = (80, 160, 560, 1120)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    local = "http://127.0.0.1"
+    parser = argparse.ArgumentParser(prog="nemotron.sh bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=20, help="turns per client (default 20)")
+    parser.add_argument(
+        "--latency-mode", type=int, choices=LATENCY_MODES, help="ASR chunk in ms (default: bot's)"
+    )
+    parser.add_argument("--concurrency", type=int, default=1, help="clients talking at once")
+    parser.add_argument("--out", type=Path, default=Path("bench-out/v2v"), help="output folder")
+    parser.add_argument("--url", default=f"http://localhost:{env('BOT_PORT') or 7860}")
+    parser.add_argument("--asr-url", default=f"{local}:{env('ASR_PORT') or 8080}")
+    parser.add_argument("--tts-url", default=f"{local}:{env('TTS_PORT') or 8001}")
+    parser.add_argument("--llm-url", default=f"{local}:{env('LLM_PORT') or 8000}")
+    parser.add_argument(
+        "--profile", default="", help="the profile the product runs (for the report)"
+    )
+    parser.add_argument("--utterances", type=Path, default=utterances.DEFAULT_FILE)
+    parser.add_argument(
+        "--voice",
+        choices=("auto", "tts", "espeak"),
+        default="auto",
+        help="who speaks the utterances; auto: our TTS service when it is up, except on cpu-test"
+        " (random weights do not speak), else espeak-ng",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds the pauses between turns")
+    args = parser.parse_args(argv)
+    if args.turns < 1 or args.concurrency < 1:
+        parser.error("--turns and --concurrency must be at least 1")
+    return args
+
+
+async def pick_voice(args: argparse.Namespace) -> str:
+    if args.voice != "auto":
+        return args.voice
+    usable = args.profile != "cpu-test" and await utterances.tts_available(args.tts_url)
+    return "tts" if usable else "espeak"
+
+
+async def run_client(args, index: int, spoken, progress: tqdm) -> list[dict]:
+    request = {"asr_latency_ms": args.latency_mode} if args.latency_mode else {}
+    conn = BotConnection(args.url, request)
+    try:
+        await conn.connect()
+
+        def on_turn(turn: dict):
+            progress.update(1)
+            if turn["v2v_ms"] is not None:
+                progress.set_postfix_str(f"last {turn['v2v_ms']:.0f} ms")
+
+        rng = random.Random(args.seed * 1000 + index)
+        return await converse(conn, spoken, args.turns, index + 1, rng, on_turn)
+    finally:
+        await conn.close()
+
+
+async def main(args: argparse.Namespace) -> int:
+    voice = await pick_voice(args)
+    source = "our TTS service" if voice == "tts" else "espeak-ng"
+    logger.info(f"synthesizing the utterances of {args.utterances} with {source}")
+    spoken = await utterances.load(args.utterances, voice, args.tts_url)
+    about = await machine.describe(args.profile, args.asr_url, args.tts_url, args.llm_url)
+    total = args.turns * args.concurrency
+    logger.info(f"{args.concurrency} client(s) × {args.turns} turns against {args.url}")
+    started = time.time()
+    with tqdm(total=total, unit="turn", desc="voice-to-voice") as progress:
+        per_client = await asyncio.gather(
+            *(run_client(args, i, spoken, progress) for i in range(args.concurrency))
+        )
+    turns = [t for client in per_client for t in client]
+    run = {
+        "started": time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(started)),
+        "seconds": time.time() - started,
+        "turns": args.turns,
+        "concurrency": args.concurrency,
+        "url": args.url,
+        "latency_mode": f"{args.latency_mode} ms" if args.latency_mode else "(the bot's default)",
+        "voice": source,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "turns.jsonl").open("w") as f:
+        f.writelines(json.dumps(t) + "\n" for t in turns)
+    report.write(args.out / "report.md", turns, run, about)
+    title = f"{about['profile']} profile · {about['gpu']} · {len(turns)} turns"
+    if about["profile"] == "cpu-test":
+        title += " · tiny random models on CPU, not GPU figures"
+    plot.write(args.out / "latency.png", turns, title)
+    heard = report.percentiles(report.present(t["v2v_ms"] for t in turns))
+    if heard:
+        logger.info(
+            f"client voice-to-voice p50 {heard['p50']:.0f} ms, p90 {heard['p90']:.0f} ms,"
+            f" max {heard['max']:.0f} ms over {heard['n']} answered turns"
+        )
+    logger.info(f"wrote {args.out}/turns.jsonl, report.md, latency.png")
+    return 0
+
+
+def cli() -> None:
+    load_dotenv()
+    args = parse_args()
+    # Log lines go above the progress bar rather than through it.
+    logger.remove()
+    logger.add(lambda line: tqdm.write(line, end=""), format="{time:HH:mm:ss} {message}")
+    try:
+        sys.exit(asyncio.run(main(args)))
+    except (ConnectionError, OSError, RuntimeError, ValueError) as e:
+        logger.error(f"bench failed: {e}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,114 @@
+"""One client's conversation with the bot: utterances at real-time pace over one connection, a
+natural pause after each reply, and per turn the voice-to-voice time heard by the client beside
+the bot's own record of the same turn."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+from bots.latency import MESSAGE_KIND
+from scripts.v2v_bench.client import BotConnection
+from scripts.v2v_bench.utterances import Utterance
+
+# A person pauses before speaking again once the bot is done (drawn per turn, in seconds). The
+# shortest is well above the ~0.25 s the bot's last audio trails its "stopped speaking" message.
+PAUSE_SECONDS = (0.8, 2.0)
+POLL_SECONDS = 0.02  # how often waits look again; every time measured is stamped on arrival
+# Guards against a stuck bot, not latency budgets: a turn with no audio by then is unanswered.
+REPLY_TIMEOUT = 30.0
+# The reply is over (or never coming) once the LLM has finished this long ago and nothing played.
+SILENT_AFTER_LLM = 5.0
+# The bot's greeting, if it has one, starts speaking within this of the connection being ready.
+GREETING_WAIT = 5.0
+RECORD_GRACE = 2.0  # the bot's record is sent before its audio; this much later it is missing
+LONGEST_REPLY = 180.0
+
+
+async def converse(
+    conn: BotConnection,
+    utterances: list[Utterance],
+    turns: int,
+    client: int,
+    rng: random.Random,
+    on_turn: Callable[[dict], None],
+) -> list[dict]:
+    """Speaks `turns` utterances, starting `client` places into the list; one result per turn."""
+    await greeting(conn)
+    results = []
+    for n in range(turns):
+        await until_quiet(conn, rng.uniform(*PAUSE_SECONDS))
+        utterance = utterances[(client + n) % len(utterances)]
+        started = time.time()
+        speech_end = await conn.mic.speak(utterance.samples)
+        heard = await first_reply_audio(conn, speech_end)
+        server = await server_record(conn, speech_end, heard)
+        result = {
+            "client": client,
+            "turn": n + 1,
+            "at": round(speech_end, 3),
+            "text": utterance.text,
+            "kind": utterance.kind,
+            "speech_s": round(utterance.seconds, 2),
+            "v2v_ms": None if heard is None else round((heard - speech_end) * 1000, 1),
+            "talked_over": conn.speaker.audible_between(started, speech_end),
+            "server_talked_over": any(
+                r.get("talked_over_user")
+                for r in conn.server_messages(MESSAGE_KIND, after=started, before=time.time())
+            ),
+            "server": server,
+        }
+        total = (server or {}).get("total_ms")
+        both = result["v2v_ms"] is not None and total is not None
+        result["transport_ms"] = round(result["v2v_ms"] - total, 1) if both else None
+        results.append(result)
+        on_turn(result)
+    return results
+
+
+async def greeting(conn: BotConnection):
+    """Lets the bot's greeting start, so that the first turn waits for its end."""
+    deadline = time.time() + GREETING_WAIT
+    while time.time() < deadline:
+        if any(m.type == "bot-started-speaking" for m in conn.messages):
+            return
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def until_quiet(conn: BotConnection, pause: float):
+    """Waits until the bot has said nothing for `pause` seconds (up to LONGEST_REPLY)."""
+    deadline = time.time() + LONGEST_REPLY
+    while time.time() < deadline:
+        stopped = [m.arrived for m in conn.messages if m.type == "bot-stopped-speaking"]
+        last_sound = max([conn.speaker.last_audible(), *stopped[-1:]])
+        if not conn.bot_speaking and time.time() - last_sound >= pause:
+            return
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def first_reply_audio(conn: BotConnection, speech_end: float) -> float | None:
+    """The arrival time of the first audible frame after `speech_end`, or None if none came."""
+    while time.time() - speech_end < REPLY_TIMEOUT:
+        heard = conn.speaker.first_audible(speech_end)
+        if heard is not None:
+            return heard
+        if any(r.get("unanswered") for r in conn.server_messages(MESSAGE_KIND, after=speech_end)):
+            return None  # the bot says it will not answer this turn
+        llm_done = [m.arrived for m in conn.messages if m.type == "bot-llm-stopped"]
+        if llm_done and llm_done[-1] > speech_end and time.time() - llm_done[-1] > SILENT_AFTER_LLM:
+            return None
+        await asyncio.sleep(POLL_SECONDS)
+    return None
+
+
+async def server_record(conn: BotConnection, speech_end: float, heard: float | None) -> dict | None:
+    """The bot's record of the turn that ended at `speech_end`: its first one sent after it."""
+    deadline = (heard or time.time()) + RECORD_GRACE
+    while True:
+        records = conn.server_messages(MESSAGE_KIND, after=speech_end)
+        answered = [r for r in records if not r.get("talked_over_user")]
+        if answered or time.time() > deadline:
+            return answered[0] if answered else None
+        await asyncio.sleep(POLL_SECONDS)

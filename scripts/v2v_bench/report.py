@@ -1,0 +1,195 @@
+"""The bench's report.md: percentiles of voice-to-voice on each side and of every stage, the
+transport between the two, the orchestration overhead, and the turns that need a look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bots.latency import BOT, SETTING, STAGES
+
+# The client's figure of a turn also holds the two WebRTC legs, which the bot cannot see, and
+# starts at the last sample sent rather than where the bot's VAD puts the end of speech. So it
+# exceeds the bot's figure by at most:
+JITTER_BUFFER_MS = 80  # aiortc plays an audio packet once 4 more are in: 4 x 20 ms, each side
+OPUS_PACKET_MS = 20  # each leg sends whole 20 ms Opus packets
+WEBRTC_LEGS_MS = 2 * (JITTER_BUFFER_MS + OPUS_PACKET_MS)
+# ... plus the VAD's stop window (its stop_secs, the record's `vad_stop` moment): the VAD hears
+# 32 ms windows and Silero's confidence trails the speech, so its end of speech lands late by a
+# fraction of that window.
+
+
+def transport_allowance_ms(server: dict) -> float:
+    """How much larger than the bot's figure of a turn the client's may be."""
+    return WEBRTC_LEGS_MS + server["moments_ms"]["vad_stop"]
+
+
+def agrees(turn: dict) -> bool:
+    """Whether the client's and the bot's figures of a measured turn agree."""
+    return 0 <= turn["transport_ms"] <= transport_allowance_ms(turn["server"])
+
+
+OVERHEAD_GOAL_MS = 10  # DESIGN.md: orchestration overhead <= 10 ms per turn at p95
+CPU_TEST_WARNING = (
+    "> **CPU test profile, tiny random models — not GPU figures.** The models have random"
+    " weights and share a CPU with the bot: the figures show the format of this report and the"
+    " bot's own overhead, not the speed of the real models on a GPU. The tiny TTS's audio is"
+    " mostly a constant offset, which the Opus codec removes: what the client hears of a reply"
+    " is its onset.\n"
+)
+
+
+def percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    a = np.asarray(values, dtype=float)
+    points = {"p50": 50, "p90": 90, "p99": 99}
+    return {
+        "n": len(a),
+        "min": a.min(),
+        **{k: float(np.percentile(a, q)) for k, q in points.items()},
+        "max": a.max(),
+    }
+
+
+def _row(name: str, values: list[float], *extra: str) -> str:
+    p = percentiles(values)
+    if p is None:
+        return f"| {name} | {' | '.join(extra)}{' | ' if extra else ''}0 | | | | | |"
+    cells = [*extra, str(p["n"])] + [f"{p[k]:.0f}" for k in ("min", "p50", "p90", "p99", "max")]
+    return f"| {name} | {' | '.join(cells)} |"
+
+
+def _header(*extra: str) -> list[str]:
+    columns = [*extra, "n", "min", "p50", "p90", "p99", "max"]
+    return [f"| | {' | '.join(columns)} |", "|---" * (len(columns) + 1) + "|"]
+
+
+def present(values) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+def _name(turn: dict) -> str:
+    return f"client {turn['client']} turn {turn['turn']}"
+
+
+def stage_values(turns: list[dict], key: str) -> list[float]:
+    values = []
+    for t in turns:
+        stage = next(s for s in (t["server"] or {}).get("stages", []) if s["key"] == key)
+        if stage["ms"] is not None:
+            values.append(stage["ms"])
+    return values
+
+
+def write(path: Path, turns: list[dict], run: dict, machine: dict) -> None:
+    served = [t for t in turns if t["server"]]
+    client = present(t["v2v_ms"] for t in turns)
+    server = present(t["server"]["total_ms"] for t in served)
+    transport = present(t["transport_ms"] for t in turns)
+    overhead = present(t["server"]["overhead_ms"] for t in served)
+    lines = ["# Voice-to-voice latency", ""]
+    if machine["profile"] == "cpu-test":
+        lines += [CPU_TEST_WARNING]
+    lines += [
+        f"{run['started']}: {len(turns)} turns ({run['concurrency']} client(s) × {run['turns']}"
+        f" turns) against {run['url']}, ASR latency mode {run['latency_mode']}, utterances"
+        f" spoken by {run['voice']}, {run['seconds']:.0f} s.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {k.replace('_', ' ')} | {v} |" for k, v in machine.items()),
+        "",
+        "## Voice-to-voice (ms)",
+        "",
+        *_header(),
+        _row("client: last sample of speech sent → first audible sample heard", client),
+        _row("server: end of user speech → first audio written by the transport", server),
+        _row("client − server: the WebRTC legs", transport),
+        "",
+        *_transport_note(turns),
+        "",
+        "## Stages, server side (ms, each from the moment before it)",
+        "",
+        *_header("kind", "owner"),
+    ]
+    for stage in STAGES:
+        owners = {
+            next(s["owner"] for s in t["server"]["stages"] if s["key"] == stage.key) for t in served
+        }
+        owner = ", ".join(sorted(o for o in owners if o)) or "—"
+        lines.append(_row(stage.label, stage_values(served, stage.key), stage.kind, owner))
+    lines += [
+        _row("orchestration overhead: the bot's own stages", overhead, BOT, "bot"),
+        "",
+        *_overhead_note(served, overhead),
+        "",
+        "## Turns that need a look",
+        "",
+        *_flagged(turns),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _transport_note(turns: list[dict]) -> list[str]:
+    measured = [t for t in turns if t["transport_ms"] is not None]
+    windows = sorted({t["server"]["moments_ms"]["vad_stop"] for t in measured})
+    outside = [t for t in measured if not agrees(t)]
+    lines = [
+        "Both sides measure the same turn. The client's figure also holds the two WebRTC legs,"
+        " and starts at the last sample sent rather than where the bot's VAD puts the end of"
+        f" speech, so it is the larger by at most {WEBRTC_LEGS_MS} ms + the VAD's stop window"
+        f" ({', '.join(f'{w:.0f}' for w in windows) or '—'} ms here): on each leg aiortc's audio"
+        f" jitter buffer ({JITTER_BUFFER_MS} ms, 4 Opus packets) and one {OPUS_PACKET_MS} ms"
+        " packet; the VAD hears 32 ms windows and Silero's confidence trails the speech. A"
+        " browser's adaptive jitter buffer is usually shorter than aiortc's on a LAN.",
+        "",
+        f"{len(measured) - len(outside)} of {len(measured)} turns agree within it.",
+    ]
+    lines += [f"- {_name(t)}: client − server {t['transport_ms']:.0f} ms" for t in outside]
+    return lines
+
+
+def _overhead_note(served: list[dict], overhead: list[float]) -> list[str]:
+    lines = [
+        "Model stages run from the bot's request to the model service's answer (the localhost"
+        " hop included); the orchestration overhead is the rest of voice-to-voice other than the"
+        " VAD's silence setting: the user aggregator handing the turn to the LLM service, and"
+        " the first TTS audio reaching the transport.",
+    ]
+    p = percentiles(overhead)
+    if p:
+        p95 = float(np.percentile(overhead, 95))
+        verdict = "meets" if p95 <= OVERHEAD_GOAL_MS else "misses"
+        lines += [
+            "",
+            f"Orchestration overhead p95: {p95:.1f} ms ({verdict} the goal of <="
+            f" {OVERHEAD_GOAL_MS} ms).",
+        ]
+    stages = [s for s in STAGES if s.kind != SETTING]
+    medians = {s.label: np.median(v) for s in stages if (v := stage_values(served, s.key))}
+    if medians:
+        top = max(medians, key=medians.get)
+        lines += ["", f"Largest stage at p50, settings aside: {top} ({medians[top]:.0f} ms)."]
+    return lines
+
+
+def _flagged(turns: list[dict]) -> list[str]:
+    late = [t for t in turns if (t["server"] or {}).get("late_turn")]
+    over = [t for t in turns if t["talked_over"] or t["server_talked_over"]]
+    unanswered = [t for t in turns if t["v2v_ms"] is None]
+    lines = [f"- Answered late because the turn detector waited: {len(late)}"]
+    lines += [f"  - {_name(t)}: {t['server']['late_turn']}" for t in late]
+    lines += [f"- The bot started talking over the user: {len(over)}"]
+    for t in over:
+        seen = {"client": t["talked_over"], "bot": t["server_talked_over"]}
+        by = " and ".join(side for side, flag in seen.items() if flag)
+        lines.append(f"  - {_name(t)} (seen by the {by})")
+    lines += [f"- Unanswered (no audible reply): {len(unanswered)}"]
+    for t in unanswered:
+        why = (t["server"] or {}).get("unanswered") or "the bot sent no reason"
+        lines.append(f"  - {_name(t)}: {t['text']!r}: {why}")
+    return lines
