@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from pathlib import Path
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port outside the kernel's ephemeral range: a service binds it only after a start of
+    minutes, and in between other processes (vLLM opens many sockets) take ephemeral ports."""
+    ephemeral = _ephemeral_ports()
+    while True:
+        port = random.randrange(10000, 32000)
+        if port in ephemeral or port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 def listening(port: int) -> bool:

@@ -216,7 +216,7 @@ async function connect() {
       body: JSON.stringify({
         sdp: pc.localDescription.sdp,
         type: pc.localDescription.type,
-        requestData: {
+        request_data: {
           asr_latency_ms: Number($("latency").value) || undefined,
           tts_voice: $("voice").value || undefined,
         },

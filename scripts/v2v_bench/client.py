@@ -153,7 +153,7 @@ class BotConnection:
 
         await pc.setLocalDescription(await pc.createOffer())  # gathers the ICE candidates
         offer = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
-        offer["requestData"] = self.request_data
+        offer["request_data"] = self.request_data
         async with aiohttp.ClientSession() as http:
             async with http.post(f"{self.url}/api/offer", json=offer) as resp:
                 if resp.status != 200:

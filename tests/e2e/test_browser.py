@@ -38,6 +38,10 @@ async def test_talk_to_the_bot_and_interrupt_it(product, mic_wav, tmp_path):
     async with chromium(mic_wav, tmp_path / "profile") as browser:
         page = await browser.new_page()
         await page.goto(f"{product.bot_url}/")
+        # The page's choice of ASR latency mode reaches this session's ASR stream.
+        await page.wait_for_selector("#latency option[value='80']", state="attached")
+        await page.select_option("#latency", "80")
+        steps_at_80 = metric(product.http("asr"), "asr_steps_total", latency_ms="80")
         await page.click("#connect")
         await page.wait_for_selector("#status[data-state=connected]", timeout=60_000)
 
@@ -74,7 +78,7 @@ async def test_talk_to_the_bot_and_interrupt_it(product, mic_wav, tmp_path):
     assert await poll(new_recordings, within=60), "no recording written"
     with wave.open(str(new_recordings()[0])) as recording:
         assert recording.getnchannels() == 2 and recording.getnframes() > 0  # user left, bot right
-    assert metric(product.http("asr"), "asr_steps_total") > 0
+    assert metric(product.http("asr"), "asr_steps_total", latency_ms="80") > steps_at_80
     assert metric(product.http("llm"), "vllm:request_success_total") >= 1
 
 
@@ -92,10 +96,13 @@ async def audio_grew(page, before: dict) -> bool:
     return now["bytes"] > before["bytes"] and now["energy"] > before["energy"]
 
 
-def metric(base_url: str, name: str) -> float:
-    """The sum of a Prometheus metric's samples over all its labels."""
+def metric(base_url: str, name: str, **labels: str) -> float:
+    """The sum of a Prometheus metric's samples that carry these labels."""
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return sum(
-        s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == name and labels.items() <= s.labels.items()
     )
