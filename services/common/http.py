@@ -57,7 +57,9 @@ async def serve(
 ) -> int:
     """Listens at once (so /health can say `loading`), loads the model, then serves until SIGINT
     or SIGTERM. Returns the process exit code: 1 if the model failed to load."""
-    runner = web.AppRunner(app, access_log=None)
+    # A client that goes away cancels its request's handler, so a speech or transcription request
+    # stops using the model (aiohttp's test server does the same, so the tests see what runs).
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

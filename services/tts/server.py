@@ -174,6 +174,9 @@ class TtsService:
         )
         try:
             await done
+        except asyncio.CancelledError:
+            self.metrics.cancelled.inc()  # the speech request's client went away
+            raise
         finally:
             await self.engine.cancel(job)
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)

@@ -1,5 +1,6 @@
 """`python -m services.tts` as a user runs it: a real process, a real port, a clean exit."""
 
+import asyncio
 import json
 import os
 import signal
@@ -9,18 +10,16 @@ import sys
 import time
 import urllib.request
 
+import aiohttp
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.llm_helpers import poll
+from tests.process_helpers import free_port
 from tests.tts_helpers import speak
 
 TEXT = "Hello from a real process."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_cli(*args):
@@ -88,6 +87,7 @@ async def test_serves_the_tiny_model_and_stops_on_sigterm(tiny_tts_paths, tts_se
         spoken = await speak(f"ws://127.0.0.1:{port}/ws/tts/stream", TEXT, seed=3)
         reference = await speak(reference_url, TEXT, seed=3)
         assert np.array_equal(spoken.audio, reference.audio)
+        await a_speech_request_stops_when_its_client_leaves(port)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -97,3 +97,23 @@ async def test_serves_the_tiny_model_and_stops_on_sigterm(tiny_tts_paths, tts_se
     assert "shutting down" in out and "codec overlap" in out
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        families = text_string_to_metric_families(resp.read().decode())
+    return sum(s.value for f in families for s in f.samples if s.name == name)
+
+
+async def a_speech_request_stops_when_its_client_leaves(port: int):
+    """A client that hangs up on POST /v1/audio/speech frees the engine: the utterance is
+    cancelled, not synthesized to its end for nobody."""
+    body = {"input": "A long answer that nobody will wait for. " * 20, "seed": 1}
+    async with aiohttp.ClientSession() as http:
+        request = asyncio.create_task(
+            http.post(f"http://127.0.0.1:{port}/v1/audio/speech", json=body)
+        )
+        assert await poll(lambda: metric(port, "tts_active_utterances") == 1, within=60)
+        request.cancel()
+    assert await poll(lambda: metric(port, "tts_active_utterances") == 0, within=60)
+    assert metric(port, "tts_cancelled_utterances_total") == 1
