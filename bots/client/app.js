@@ -76,13 +76,17 @@ function onRtviMessage(msg) {
       }
       break;
     case "bot-output":
-      // Each segment is reported when new, then again as it is spoken: show it once.
-      if (data.spoken_status && data.spoken_status !== "new") break;
-      state.botText ??= addEntry("bot", "");
-      state.botText.textContent = `${state.botText.textContent} ${data.text}`.trim();
+      showBotOutput(data);
+      break;
+    case "bot-interrupted":
+      // What the user cut off was never heard: struck through, as the LLM context drops it too.
+      for (const part of state.botText?.querySelectorAll(".pending") ?? []) {
+        part.classList.replace("pending", "unspoken");
+        part.title = "not spoken: interrupted";
+      }
+      state.botText = null;
       break;
     case "bot-stopped-speaking":
-    case "bot-interrupted":
       state.botText = null;
       break;
     case "server-message":
@@ -92,6 +96,24 @@ function onRtviMessage(msg) {
       addEntry("error", data.message || JSON.stringify(data));
       break;
   }
+}
+
+// A segment of the reply is reported when new, then again once spoken ("completed"): it shows as
+// pending until then.
+function showBotOutput(data) {
+  if (data.spoken_status && data.spoken_status !== "new") {
+    const part = document.querySelector(`#transcript span[data-segment="${data.segment_id}"]`);
+    if (data.spoken_status === "completed") part?.classList.remove("pending");
+    return;
+  }
+  state.botText ??= addEntry("bot", "");
+  const part = document.createElement("span");
+  part.textContent = `${state.botText.childElementCount ? " " : ""}${data.text}`;
+  if (data.will_be_spoken) {
+    part.className = "pending";
+    part.dataset.segment = data.segment_id;
+  }
+  state.botText.append(part);
 }
 
 // One row per turn: the total, a bar of its stages (bots/latency.py) and their times. Times are

@@ -82,6 +82,29 @@ async def test_talk_to_the_bot_and_interrupt_it(product, mic_wav, tmp_path):
     assert metric(product.http("llm"), "vllm:request_success_total") >= 1
 
 
+BOT_OUTPUT_JS = """() => {
+  const out = (segment, status, text) => onRtviMessage({type: "bot-output", data: {
+    text, segment_id: segment, will_be_spoken: true, spoken_status: status}});
+  out(1, "new", "First sentence.");
+  out(1, "completed", "First sentence.");
+  out(2, "new", "Second sentence.");
+  onRtviMessage({type: "bot-interrupted", data: {}});
+  out(2, "completed", "Second sentence.");
+  const reply = [...document.querySelectorAll("#transcript li[data-role=bot]")].pop();
+  return [...reply.children].map((s) => [s.textContent.trim(), s.className]);
+}"""
+
+
+async def test_the_page_strikes_through_what_an_interruption_cut_off(product, mic_wav, tmp_path):
+    """RTVI's bot-output reports each segment when new and again when spoken: the page shows it
+    pending until spoken, and what the user's interruption cut off as not spoken."""
+    async with chromium(mic_wav, tmp_path / "profile") as browser:
+        page = await browser.new_page()
+        await page.goto(f"{product.bot_url}/")
+        shown = await page.evaluate(BOT_OUTPUT_JS)
+    assert shown == [["First sentence.", ""], ["Second sentence.", "unspoken"]]
+
+
 async def inbound_audio(page) -> dict:
     """The browser's own count of the bot's audio: bytes received and energy played."""
     return await page.evaluate(INBOUND_AUDIO_JS)
