@@ -113,7 +113,8 @@ async def tts_server(tts_model):
 def vllm_server():
     """vLLM's CPU build serving the committed tiny scripted model through `python -m services.llm
     --profile cpu-test`, started once per session; its log is in logs/vllm-cpu-test.log."""
-    from tests.llm_helpers import VllmServer, free_port, vllm_missing
+    from tests.llm_helpers import VllmServer, vllm_missing
+    from tests.process_helpers import free_port
 
     if reason := vllm_missing():
         pytest.skip(reason)

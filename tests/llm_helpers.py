@@ -8,7 +8,6 @@ import inspect
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,12 +27,6 @@ SERVER_LOG = ROOT / "logs" / "vllm-cpu-test.log"
 PER_SERVER_LABELS = ("engine", "model_name")
 # Generous: the server is usually up in 30-60 s, but a busy 2-core machine can take longer.
 START_TIMEOUT_S = 600
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def vllm_missing() -> str | None:

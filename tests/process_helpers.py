@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 import socket
+import urllib.request
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def _ephemeral_ports() -> range:
@@ -33,6 +36,18 @@ def free_port() -> int:
                 continue
         _handed_out.add(port)
         return port
+
+
+def metric(base_url: str, name: str, **labels: str) -> float:
+    """The sum of a service's Prometheus samples of `name` that carry these labels."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    )
 
 
 def listening(port: int) -> bool:

@@ -10,6 +10,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from bots.latency import SETTING, STAGES
+from scripts.v2v_bench.report import stage_of
 
 
 def _cdf(ax, values: list[float], label: str, **style):
@@ -29,7 +30,7 @@ def write(path: Path, turns: list[dict], title: str) -> None:
     bottom = np.zeros(len(turns))
     colors = iter(colormaps["tab10"].colors)
     for stage in STAGES:
-        heights = np.array([_stage_ms(t, stage.key) for t in turns])
+        heights = np.array([stage_of(t, stage.key).get("ms") or 0.0 for t in turns])
         color = "#bbbbbb" if stage.kind == SETTING else next(colors)
         bars.bar(x, heights, bottom=bottom, color=color, label=stage.label, width=0.7)
         bottom += heights
@@ -80,8 +81,3 @@ def _flag(turn: dict) -> str:
     if turn["talked_over"] or turn["server_talked_over"]:
         notes.append("talked over")
     return ", ".join(notes)
-
-
-def _stage_ms(turn: dict, key: str) -> float:
-    stages = (turn["server"] or {}).get("stages", [])
-    return next((s["ms"] or 0.0 for s in stages if s["key"] == key), 0.0)

@@ -74,13 +74,14 @@ def _name(turn: dict) -> str:
     return f"client {turn['client']} turn {turn['turn']}"
 
 
+def stage_of(turn: dict, key: str) -> dict:
+    """One stage of the bot's record of a turn ({} if the bot sent no record)."""
+    stages = (turn["server"] or {}).get("stages", [])
+    return next((s for s in stages if s["key"] == key), {})
+
+
 def stage_values(turns: list[dict], key: str) -> list[float]:
-    values = []
-    for t in turns:
-        stage = next(s for s in (t["server"] or {}).get("stages", []) if s["key"] == key)
-        if stage["ms"] is not None:
-            values.append(stage["ms"])
-    return values
+    return [ms for t in turns if (ms := stage_of(t, key).get("ms")) is not None]
 
 
 def write(path: Path, turns: list[dict], run: dict, machine: dict) -> None:
@@ -117,9 +118,7 @@ def write(path: Path, turns: list[dict], run: dict, machine: dict) -> None:
         *_header("kind", "owner"),
     ]
     for stage in STAGES:
-        owners = {
-            next(s["owner"] for s in t["server"]["stages"] if s["key"] == stage.key) for t in served
-        }
+        owners = {stage_of(t, stage.key).get("owner") for t in served}
         owner = ", ".join(sorted(o for o in owners if o)) or "—"
         lines.append(_row(stage.label, stage_values(served, stage.key), stage.kind, owner))
     lines += [

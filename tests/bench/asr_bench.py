@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from services.asr.engine import Engine, StepStats  # noqa: E402
 from services.asr.model import load_model  # noqa: E402
 from tests.audio import speak  # noqa: E402
+from tests.process_helpers import free_port  # noqa: E402
 
 LATENCY_MS = 160
 TEXT = "hello there, what is the weather like in santa clara this afternoon?"
@@ -110,12 +110,6 @@ async def wait_healthy(port: int) -> None:
                 pass
             await asyncio.sleep(0.5)
     raise RuntimeError("the ASR server never became healthy")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def one_client(url: str, pcm: np.ndarray, start_delay: float) -> float:

@@ -2,16 +2,15 @@
 page, WebRTC to the bot process, and the real ASR, LLM (vLLM CPU build) and TTS services on tiny
 models. The words are noise (random ASR and TTS weights); the chain is what is checked."""
 
-import urllib.request
 import wave
 
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.audio import speak, wav_bytes
 from tests.browser import chromium
 from tests.llm_helpers import poll
+from tests.process_helpers import metric
 
 INBOUND_AUDIO_JS = """async () => {
   const stats = await window.nemotron.pc.getStats();
@@ -117,15 +116,3 @@ async def has_event(page, kind: str) -> bool:
 async def audio_grew(page, before: dict) -> bool:
     now = await inbound_audio(page)
     return now["bytes"] > before["bytes"] and now["energy"] > before["energy"]
-
-
-def metric(base_url: str, name: str, **labels: str) -> float:
-    """The sum of a Prometheus metric's samples that carry these labels."""
-    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return sum(
-        s.value
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == name and labels.items() <= s.labels.items()
-    )

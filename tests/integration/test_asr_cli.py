@@ -11,12 +11,7 @@ import urllib.request
 import pytest
 
 from tests.asr_helpers import transcribe_ws
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.process_helpers import free_port
 
 
 def run_cli(*args, **kwargs):

@@ -35,8 +35,9 @@ from tokenizers import Tokenizer
 
 from bots.llm import LLMConfig, NemotronLLMService, create_context
 from services.llm.profiles import SERVED_MODEL_NAME
-from tests.llm_helpers import free_port, poll
+from tests.llm_helpers import poll
 from tests.models.train_tiny_llm import MODEL_DIR, SCRIPTS, SKY
+from tests.process_helpers import free_port
 
 REASONING = SCRIPTS["sky_thinking"].reply.split("</think>")[0]
 

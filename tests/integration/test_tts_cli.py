@@ -13,10 +13,9 @@ import urllib.request
 import aiohttp
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.llm_helpers import poll
-from tests.process_helpers import free_port
+from tests.process_helpers import free_port, metric
 from tests.tts_helpers import speak
 
 TEXT = "Hello from a real process."
@@ -99,21 +98,14 @@ async def test_serves_the_tiny_model_and_stops_on_sigterm(tiny_tts_paths, tts_se
         pass
 
 
-def metric(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        families = text_string_to_metric_families(resp.read().decode())
-    return sum(s.value for f in families for s in f.samples if s.name == name)
-
-
 async def a_speech_request_stops_when_its_client_leaves(port: int):
     """A client that hangs up on POST /v1/audio/speech frees the engine: the utterance is
     cancelled, not synthesized to its end for nobody."""
+    base = f"http://127.0.0.1:{port}"
     body = {"input": "A long answer that nobody will wait for. " * 20, "seed": 1}
     async with aiohttp.ClientSession() as http:
-        request = asyncio.create_task(
-            http.post(f"http://127.0.0.1:{port}/v1/audio/speech", json=body)
-        )
-        assert await poll(lambda: metric(port, "tts_active_utterances") == 1, within=60)
+        request = asyncio.create_task(http.post(f"{base}/v1/audio/speech", json=body))
+        assert await poll(lambda: metric(base, "tts_active_utterances") == 1, within=60)
         request.cancel()
-    assert await poll(lambda: metric(port, "tts_active_utterances") == 0, within=60)
-    assert metric(port, "tts_cancelled_utterances_total") == 1
+    assert await poll(lambda: metric(base, "tts_active_utterances") == 0, within=60)
+    assert metric(base, "tts_cancelled_utterances_total") == 1
