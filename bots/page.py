@@ -9,6 +9,9 @@ import aiohttp
 from loguru import logger
 
 from bots.config import BotConfig
+from services.protocol import tts
+from services.protocol.auth import bearer_header
+from services.protocol.tts import VOICES_PATH
 
 CLIENT_DIR = Path(__file__).parent / "client"
 FALLBACK_LATENCY_MODES = [80, 160, 560, 1120]
@@ -25,6 +28,7 @@ def http_base(ws_url: str) -> str:
 async def _get_json(session: aiohttp.ClientSession, url: str, headers: dict) -> dict | None:
     try:
         async with session.get(url, headers=headers) as resp:
+            resp.raise_for_status()
             return await resp.json()
     except (aiohttp.ClientError, TimeoutError, ValueError) as e:
         logger.warning(f"page options: {url} unreachable ({e})")
@@ -33,17 +37,22 @@ async def _get_json(session: aiohttp.ClientSession, url: str, headers: dict) -> 
 
 async def page_options(config: BotConfig) -> dict:
     """Latency modes from the ASR service and voices from the TTS service, for the selectors."""
-    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    headers = bearer_header(config.api_key)
     async with aiohttp.ClientSession(timeout=PROBE_TIMEOUT) as session:
         health = await _get_json(session, f"{http_base(config.asr_url)}/health", headers)
-        voices = await _get_json(session, f"{http_base(config.tts_url)}/v1/voices", headers)
+        answer = await _get_json(session, f"{http_base(config.tts_url)}{VOICES_PATH}", headers)
     modes = (health or {}).get("latency_modes") or FALLBACK_LATENCY_MODES
-    names = [v["id"] if isinstance(v, dict) else v for v in (voices or {}).get("voices", [])]
-    default_voice = config.tts_voice or (voices or {}).get("default") or (names[0] if names else "")
+    try:
+        voices = tts.Voices.from_json(answer) if answer else None
+    except ValueError as e:
+        logger.warning(f"page options: {e}")
+        voices = None
+    # The bot's TTS_VOICE, else the one the TTS service speaks by default (TTS_DEFAULT_VOICE).
+    default_voice = config.tts_voice or (voices.default_voice if voices else "")
     return {
         "latency_modes": modes,
         "latency_ms": config.asr_latency_ms,
-        "voices": names or [default_voice],
+        "voices": voices.voices if voices else [default_voice],
         "voice": default_voice,
     }
 

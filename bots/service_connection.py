@@ -20,9 +20,6 @@ class ServiceConnection:
 
     _receive_task: asyncio.Task | None = None
 
-    def auth_headers(self, api_key: str | None) -> dict[str, str] | None:
-        return {"Authorization": f"Bearer {api_key}"} if api_key else None
-
     async def setup(self, setup: FrameProcessorSetup):
         await super().setup(setup)
         await self._connect()

@@ -27,6 +27,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from bots.service_connection import RECONNECT_BACKOFF, ServiceConnection
 from services.protocol import asr as proto
+from services.protocol.auth import bearer_header
 
 # The ASR answers within one model step of a reset (see services/asr); half a second is a
 # generous P99 for the turn strategy's fallback when no final transcript comes at all.
@@ -64,7 +65,7 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         reconnect loop backs off and tries again."""
         if self._open_websocket():
             return
-        headers = self.auth_headers(self._api_key)
+        headers = bearer_header(self._api_key)
         websocket = await self._websocket_connect(self._url, additional_headers=headers)
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):

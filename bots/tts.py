@@ -22,6 +22,7 @@ from pipecat.services.tts_service import WebsocketTTSService
 
 from bots.service_connection import RECONNECT_BACKOFF, ServiceConnection
 from services.protocol import tts as proto
+from services.protocol.auth import bearer_header
 
 # Magpie's codec runs at 22050 Hz; the server labels every stream with its real rate.
 MAGPIE_SAMPLE_RATE = 22050
@@ -66,7 +67,7 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
     async def _connect_websocket(self):
         if self._open_websocket():
             return
-        headers = self.auth_headers(self._api_key)
+        headers = bearer_header(self._api_key)
         websocket = await self._websocket_connect(self._url, additional_headers=headers)
         init = {"type": "init", "default_mode": "stream"}
         if self._voice:

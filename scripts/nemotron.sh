@@ -381,17 +381,6 @@ check_docker() {
     die "Docker has no NVIDIA runtime, so containers cannot see the GPU. Install the NVIDIA Container Toolkit, then: sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker"
 }
 
-check_landed() {
-  local svc
-  for svc in "${ENABLED[@]}"; do
-    [[ -f "$ROOT/services/$svc/__main__.py" ]] ||
-      die "the $svc service is not in this checkout (services/$svc); start with --no-$svc"
-  done
-  if ((BOT)); then
-    [[ -f "$ROOT/bots/bot.py" ]] || die "the bot is not in this checkout (bots/bot.py); start with --no-bot"
-  fi
-}
-
 # Waits with a progress line; on failure shows why, stops what was started, and exits.
 wait_for() { # SERVICES --pid PID | --container ID
   local services="$1"
@@ -472,7 +461,6 @@ cmd_start() {
   if ((DOCKER && ${#ENABLED[@]})); then
     check_docker
   fi
-  check_landed
   if running; then
     die "already running (./scripts/nemotron.sh status); stop it first, or: ./scripts/nemotron.sh restart"
   fi

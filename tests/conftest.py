@@ -43,6 +43,16 @@ def asr_model(tiny_asr_path):
     return load_model(str(tiny_asr_path), "cpu")
 
 
+@pytest.fixture(scope="module")
+def private_asr_model(tiny_asr_path):
+    """The same model, loaded again for a test's own server. An engine sets its model's attention
+    context before each step, so two engines on one model (a test's and the shared `asr_server`'s,
+    still finishing another test's stream) could step with each other's latency mode."""
+    from services.asr.model import load_model
+
+    return load_model(str(tiny_asr_path), "cpu")
+
+
 @pytest.fixture(scope="session")
 def offline_refs(asr_model, speech):
     """NeMo's offline transcription of every phrase at every latency mode's att_context_size."""
@@ -89,6 +99,15 @@ def tts_model(tiny_tts_paths):
     # The tiny model's ops are tiny: on the 2-core test machine one intra-op thread runs them
     # several times faster than two threads contending (this holds for the rest of the run).
     torch.set_num_threads(1)
+    return load_model(str(tiny_tts_paths[0]), "cpu")
+
+
+@pytest.fixture(scope="module")
+def private_tts_model(tiny_tts_paths, tts_model):
+    """The same model, loaded again for a test's own server: the engine swaps each utterance's KV
+    cache into its model around a step, which two engines on one model would do at once."""
+    from services.tts.model import load_model
+
     return load_model(str(tiny_tts_paths[0]), "cpu")
 
 

@@ -30,7 +30,7 @@ def agrees(turn: dict) -> bool:
     return 0 <= turn["transport_ms"] <= transport_allowance_ms(turn["server"])
 
 
-OVERHEAD_GOAL_MS = 10  # DESIGN.md: orchestration overhead <= 10 ms per turn at p95
+OVERHEAD_GOAL_MS = 10  # docs/architecture.md: orchestration overhead <= 10 ms per turn at p95
 CPU_TEST_WARNING = (
     "> **CPU test profile, tiny random models — not GPU figures.** The models have random"
     " weights and share a CPU with the bot: the figures show the format of this report and the"

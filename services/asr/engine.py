@@ -130,10 +130,6 @@ class Engine:
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    async def run_in_worker(self, fn: Callable, *args):
-        """Runs other model work (warm-up, offline checks) on the engine's thread, between steps."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

@@ -6,14 +6,10 @@ import hmac
 
 from aiohttp import web
 
+from services.protocol.auth import BEARER_PREFIX, QUERY_TOKEN
+
 # Probes and scrapers need no token; nothing user-specific is served there.
 OPEN_PATHS = frozenset({"/health", "/metrics"})
-QUERY_TOKEN = "api_key"
-
-
-def bearer_header(api_key: str | None) -> dict[str, str]:
-    """The header a client sends to a service guarded by `api_key`."""
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def api_key_middleware(api_key: str | None):
@@ -23,7 +19,11 @@ def api_key_middleware(api_key: str | None):
     async def middleware(request: web.Request, handler):
         if api_key and request.path not in OPEN_PATHS:
             header = request.headers.get("Authorization", "")
-            given = header[7:] if header.startswith("Bearer ") else request.query.get(QUERY_TOKEN)
+            given = (
+                header.removeprefix(BEARER_PREFIX)
+                if header.startswith(BEARER_PREFIX)
+                else request.query.get(QUERY_TOKEN)
+            )
             if not given or not hmac.compare_digest(given.encode(), api_key.encode()):
                 return web.json_response(
                     {"error": {"message": "missing or wrong API key", "type": "unauthorized"}},

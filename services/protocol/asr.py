@@ -39,16 +39,14 @@ class ErrorCode:
     BAD_CONFIG = "bad_config"
     TOO_MANY_SESSIONS = "too_many_sessions"
     NOT_READY = "not_ready"
-    UNAUTHORIZED = "unauthorized"
     INTERNAL = "internal"
 
 
 class CloseCode:
     """WebSocket close codes the server uses (RFC 6455)."""
 
-    POLICY = 1008  # bad configuration in the URL, or a missing/wrong token
+    POLICY = 1008  # bad configuration in the URL
     TOO_BIG = 1009  # a frame above MAX_FRAME_BYTES
-    INTERNAL = 1011
     TRY_AGAIN_LATER = 1013  # too many sessions, or the model is still loading
 
 

@@ -28,11 +28,12 @@ server -> client
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 ENCODING = "pcm_s16le"
 PATH = "/ws/tts/stream"
+VOICES_PATH = "/v1/voices"
 MODES = ("stream", "batch")
 # First streamed chunk, in codec frames (about 46 ms each at 22050 Hz / 1024 samples).
 PRESETS = {"aggressive": 4, "balanced": 6, "conservative": 8}
@@ -102,6 +103,31 @@ class Ping:
 
 
 ClientMessage = Init | Text | Close | Cancel | Ping
+
+
+@dataclass(frozen=True)
+class Voices:
+    """The answer to `GET /v1/voices`: what the service speaks, and what it picks by default."""
+
+    voices: list[str]
+    default_voice: str
+    languages: list[str]
+    default_language: str
+    sample_rate: int
+    encoding: str = ENCODING
+    normalization: dict[str, str] = field(default_factory=dict)  # per language: on, or why not
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Voices:
+        """Reads a service's answer; fields this client does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as e:
+            raise ValueError(f"not a {VOICES_PATH} answer: {e}") from None
 
 
 def parse_client_text(raw: str) -> ClientMessage:

@@ -48,7 +48,6 @@ class Job:
     on_error: ErrorCallback
     id: int = field(default_factory=itertools.count(1).__next__)
     closed: bool = False
-    samples: int = 0  # audio delivered so far
     # Touched only by the worker thread while a step runs.
     decoder: Decoder | None = None
     audio: AudioStream | None = None
@@ -120,10 +119,6 @@ class Engine:
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    async def run_in_worker(self, fn: Callable, *args):
-        """Runs other model work (warm-up, checks) on the engine's thread, between steps."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -156,7 +151,6 @@ class Engine:
         if job.closed:
             return
         if chunk is not None and len(chunk):
-            job.samples += len(chunk)
             job.on_audio(job, chunk)
         if finished:
             self._jobs.pop(job.id, None)

@@ -187,7 +187,7 @@ class TtsService:
         app = web.Application(middlewares=[api_key_middleware(self.settings.api_key)])
         app.router.add_get(proto.PATH, self._websocket)
         app.router.add_post("/v1/audio/speech", self._speech)
-        app.router.add_get("/v1/voices", self._voices)
+        app.router.add_get(proto.VOICES_PATH, self._voices)
         app.router.add_get("/health", self.health.handler)
         app.router.add_get("/metrics", metrics_handler(self.metrics.registry))
         return app
@@ -225,17 +225,15 @@ class TtsService:
     async def _voices(self, request: web.Request) -> web.Response:
         if not self.ready:
             return error_json("the model is still loading", 503, "service_unavailable")
-        return web.json_response(
-            {
-                "voices": self.voices,
-                "default_voice": self.default_voice,
-                "languages": self.languages,
-                "default_language": self.settings.default_language,
-                "sample_rate": self.engine.sample_rate,
-                "encoding": proto.ENCODING,
-                "normalization": self.normalizer.status if self.normalizer else {},
-            }
+        voices = proto.Voices(
+            voices=self.voices,
+            default_voice=self.default_voice,
+            languages=self.languages,
+            default_language=self.settings.default_language,
+            sample_rate=self.engine.sample_rate,
+            normalization=self.normalizer.status if self.normalizer else {},
         )
+        return web.json_response(voices.to_json())
 
     async def _speech(self, request: web.Request) -> web.Response:
         """OpenAI's `audio.speech.create`: `input`, `voice`, `response_format` wav|pcm; `speed` is

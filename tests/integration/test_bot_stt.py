@@ -100,10 +100,10 @@ async def test_turn_ends_as_soon_as_the_final_text_is_in(asr_server, speech):
     assert seen.first(LLMContextFrame).context.get_messages()[-1]["content"] == final.text
 
 
-async def test_recovers_after_the_asr_service_restarts(asr_model, offline_refs, speech):
+async def test_recovers_after_the_asr_service_restarts(private_asr_model, offline_refs, speech):
     """The ASR service goes away mid-call and comes back on the same port: the bot reconnects
     with backoff and the next turn is transcribed again."""
-    service = AsrService(Settings(model="tiny-asr", device="cpu"), asr_model)
+    service = AsrService(Settings(model="tiny-asr", device="cpu"), private_asr_model)
     await service.load()
     server = TestServer(service.app(), host="127.0.0.1")
     await server.start_server(shutdown_timeout=0.1)

@@ -16,12 +16,13 @@ from tests.audio import speak, wav_bytes
 
 
 @pytest.fixture
-async def make_server(asr_model):
+async def make_server(private_asr_model):
     """Builds a separate service with its own settings (session limit, token)."""
     started = []
 
     async def make(load=True, **settings):
-        service = AsrService(Settings(model="tiny-asr", device="cpu", **settings), asr_model)
+        settings = Settings(model="tiny-asr", device="cpu", **settings)
+        service = AsrService(settings, private_asr_model)
         if load:
             await service.load()
         server = TestServer(service.app(), host="127.0.0.1")

@@ -22,12 +22,13 @@ UTTERANCE_SAMPLES = MAX_DECODER_STEPS * SAMPLES_PER_FRAME
 
 
 @pytest.fixture
-async def make_server(tts_model):
+async def make_server(private_tts_model):
     """Builds a separate service with its own settings (session limit, token)."""
     started = []
 
     async def make(load=True, **settings):
-        service = TtsService(Settings(model="tiny-tts", device="cpu", **settings), tts_model)
+        settings = Settings(model="tiny-tts", device="cpu", **settings)
+        service = TtsService(settings, private_tts_model)
         if load:
             await service.load()
         server = TestServer(service.app(), host="127.0.0.1")

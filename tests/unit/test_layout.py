@@ -1,4 +1,5 @@
-"""DESIGN.md layout rules: bots/ never imports torch or NeMo; services/ never imports Pipecat."""
+"""The layout rules of docs/architecture.md: bots/ never imports torch or NeMo; services/ never
+imports Pipecat."""
 
 import ast
 from pathlib import Path

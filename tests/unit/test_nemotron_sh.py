@@ -195,10 +195,6 @@ def test_dry_run_leaves_out_what_it_is_told_to(sh):
     assert set(found) == {"build", "run", "asr"}
 
 
-@pytest.mark.skipif(
-    not (ROOT / "services" / "llm" / "__main__.py").exists(),
-    reason="the LLM service (issue 4) has not landed in this checkout",
-)
 @pytest.mark.parametrize("profile", ["rtx5090", "dgx-spark", "generic"])
 def test_dry_run_prints_the_vllm_command(sh, profile):
     result = sh("start", "--profile", profile, "--dry-run")
