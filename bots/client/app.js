@@ -78,6 +78,12 @@ function onRtviMessage(msg) {
     case "bot-output":
       showBotOutput(data);
       break;
+    case "llm-function-call-in-progress":
+      showToolCall(data);
+      break;
+    case "llm-function-call-stopped":
+      showToolResult(data);
+      break;
     case "bot-interrupted":
       // What the user cut off was never heard: struck through, as the LLM context drops it too.
       for (const part of state.botText?.querySelectorAll(".pending") ?? []) {
@@ -114,6 +120,20 @@ function showBotOutput(data) {
     part.dataset.segment = data.segment_id;
   }
   state.botText.append(part);
+}
+
+// A tool the LLM called, with its arguments, then its result (bots/tools.py).
+function showToolCall(data) {
+  const args = Object.entries(data.arguments ?? {}).map(([k, v]) => `${k}: ${v}`);
+  const li = addEntry("tool", `${data.function_name ?? "a tool"}(${args.join(", ")})`);
+  li.dataset.toolCallId = data.tool_call_id;
+}
+
+function showToolResult(data) {
+  const li = document.querySelector(`#transcript li[data-tool-call-id="${data.tool_call_id}"]`);
+  if (!li) return;
+  const result = data.result?.result ?? data.result?.error ?? JSON.stringify(data.result);
+  li.textContent += data.cancelled ? " — cancelled" : ` → ${result}`;
 }
 
 // One row per turn: the total, a bar of its stages (bots/latency.py) and their times. Times are

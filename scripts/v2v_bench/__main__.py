@@ -116,7 +116,7 @@ async def main(args: argparse.Namespace) -> int:
     report.write(args.out / "report.md", turns, run, about)
     title = f"{about['profile']} profile · {about['gpu']} · {len(turns)} turns"
     if about["profile"] == "cpu-test":
-        title += " · tiny random models on CPU, not GPU figures"
+        title += " · tiny test models on CPU, not GPU figures"
     plot.write(args.out / "latency.png", turns, title)
     heard = report.percentiles(report.present(t["v2v_ms"] for t in turns))
     if heard:

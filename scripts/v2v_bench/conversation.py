@@ -50,6 +50,7 @@ async def converse(
             "turn": n + 1,
             "at": round(speech_end, 3),
             "text": utterance.text,
+            "heard": transcript(conn, started),
             "kind": utterance.kind,
             "speech_s": round(utterance.seconds, 2),
             "v2v_ms": None if heard is None else round((heard - speech_end) * 1000, 1),
@@ -66,6 +67,16 @@ async def converse(
         results.append(result)
         on_turn(result)
     return results
+
+
+def transcript(conn: BotConnection, since: float) -> str | None:
+    """What the bot's ASR made of the turn: its final transcripts since `since`, joined."""
+    finals = [
+        m.data.get("text", "").strip()
+        for m in conn.messages
+        if m.type == "user-transcription" and m.data.get("final") and m.arrived >= since
+    ]
+    return " ".join(t for t in finals if t) or None
 
 
 async def greeting(conn: BotConnection):

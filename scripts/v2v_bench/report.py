@@ -32,11 +32,11 @@ def agrees(turn: dict) -> bool:
 
 OVERHEAD_GOAL_MS = 10  # docs/architecture.md: orchestration overhead <= 10 ms per turn at p95
 CPU_TEST_WARNING = (
-    "> **CPU test profile, tiny random models — not GPU figures.** The models have random"
-    " weights and share a CPU with the bot: the figures show the format of this report and the"
-    " bot's own overhead, not the speed of the real models on a GPU. The tiny TTS's audio is"
-    " mostly a constant offset, which the Opus codec removes: what the client hears of a reply"
-    " is its onset.\n"
+    "> **CPU test profile, tiny test models — not GPU figures.** A tiny ASR trained on a few"
+    " phrases, a scripted tiny LLM and a random-weight TTS share a CPU with the bot: the figures"
+    " show the format of this report and the bot's own overhead, not the speed of the real models"
+    " on a GPU. The tiny TTS's audio is mostly a constant offset, which the Opus codec removes:"
+    " what the client hears of a reply is its onset.\n"
 )
 
 

@@ -6,6 +6,7 @@ the two paths cannot drift apart. A service plugs in here by name.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -25,7 +26,9 @@ PORTS = {
 STARTS_AFTER = {"llm": ("asr", "tts")}
 
 ROOT = Path(__file__).resolve().parents[2]
-# cpu-test serves the tiny random-weight test models, built on first use into this folder.
+# cpu-test serves the tests' tiny models: the ASR trained on a few phrases (committed), and the TTS
+# with random weights, built on first use into TINY_MODELS.
+TRAINED_TINY_ASR = ROOT / "tests" / "models" / "tiny_asr_trained.nemo"
 TINY_MODELS = ROOT / ".cache" / "tiny-models"
 
 
@@ -80,28 +83,28 @@ def build_table(
 def _asr(argv, port_, after, profile, python, models) -> Service:
     if profile != "cpu-test":
         return Service("asr", (*argv, "--device", "cuda"), port_, after)
-    model = models / "tiny_asr.nemo"
     return Service(
-        "asr",
-        (*argv, "--device", "cpu", "--model", str(model)),
-        port_,
-        after,
-        prepare=(python, "-m", "tests.models.tiny_asr", str(model)),
-        creates=model,
+        "asr", (*argv, "--device", "cpu", "--model", str(TRAINED_TINY_ASR)), port_, after
     )
 
 
 def _tts(argv, port_, after, profile, python, models) -> Service:
     if profile != "cpu-test":
         return Service("tts", (*argv, "--device", "cuda"), port_, after)
-    folder = models / "tiny_tts"
+    from services.tts.model import RELEASED_VOICES
+
+    # Named after its builder's source, so a changed tiny model is built anew.
+    builder = ROOT / "tests" / "models" / "tiny_tts.py"
+    folder = models / f"tiny_tts-{hashlib.sha256(builder.read_bytes()).hexdigest()[:12]}"
     model, codec = folder / "tiny_magpie.nemo", folder / "tiny_codec.nemo"
+    # The released checkpoint's voices by name, so clients written for it work unchanged.
+    voices = ",".join(RELEASED_VOICES)
     return Service(
         "tts",
         (*argv, "--device", "cpu", "--model", str(model), "--codec", str(codec)),
         port_,
         after,
-        prepare=(python, "-m", "tests.models.tiny_tts", str(folder)),
+        prepare=(python, "-m", "tests.models.tiny_tts", str(folder), "--voices", voices),
         creates=model,
     )
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
 
 DEFAULT_MODEL = "nvidia/magpie_tts_multilingual_357m"
-# A checkpoint stores its baked speakers as embeddings only; the model card names the released
-# one's, in index order. Other checkpoints' voices are named speaker_0, speaker_1, ...
-MODEL_CARD_VOICES = {"magpie_tts_multilingual_357m": ("john", "sofia", "aria", "jason", "leo")}
+# The released checkpoint's voices, in index order as its model card lists them.
+RELEASED_VOICES = ("john", "sofia", "aria", "jason", "leo")
+# A checkpoint stores its baked speakers as embeddings. It may name them in a table of its own:
+# this file in the .nemo, a JSON list of names in index order or an object of name -> index.
+# Without one, the released checkpoint's voices take the model card's names, and any other
+# checkpoint's are speaker_0, speaker_1, ...
+SPEAKER_TABLE = "speakers.json"
+MODEL_CARD_VOICES = {"magpie_tts_multilingual_357m": RELEASED_VOICES}
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,41 @@ def load_model(name_or_path: str, device: str, codec: str | None = None):
 def voice_names(model, name_or_path: str) -> list[str]:
     """The checkpoint's baked speakers, in index order."""
     count = model.num_baked_speakers
+    table = speaker_table(Path(name_or_path))
+    if table is not None:
+        if len(table) != count:
+            raise ValueError(
+                f"{name_or_path}: its {SPEAKER_TABLE} names {len(table)} voices, the model has"
+                f" {count} baked speakers"
+            )
+        return table
     names = MODEL_CARD_VOICES.get(Path(name_or_path).stem)
     if names and len(names) == count:
         return list(names)
     return [f"speaker_{i}" for i in range(count)]
+
+
+def speaker_table(path: Path) -> list[str] | None:
+    """The voice names in a .nemo's speaker table, in index order; None if it has none."""
+    if not path.is_file() or not tarfile.is_tarfile(path):
+        return None
+    with tarfile.open(path) as archive:
+        member = next(
+            (m for m in archive if m.isfile() and Path(m.name).name.endswith(SPEAKER_TABLE)), None
+        )
+        if member is None:
+            return None
+        table = json.load(archive.extractfile(member))
+    if isinstance(table, dict):
+        if sorted(table.values()) != list(range(len(table))):
+            raise ValueError(f"{path}: {SPEAKER_TABLE} must map names to 0..{len(table) - 1}")
+        table = sorted(table, key=table.__getitem__)
+    if not isinstance(table, list) or not all(isinstance(n, str) and n for n in table):
+        raise ValueError(f"{path}: {SPEAKER_TABLE} must be a list of names or name -> index")
+    names = [n.strip().lower() for n in table]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: {SPEAKER_TABLE} names a voice twice")
+    return names
 
 
 def model_languages(model) -> list[str]:

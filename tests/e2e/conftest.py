@@ -9,14 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.llm_helpers import vllm_missing
+from tests.models.train_tiny_llm import LONG_GREETING
 from tests.process_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-# Spoken at connect and long enough (about 5 s of audio) for the user to talk over it.
-GREETING = (
-    "Hello there. I am the test bot. I keep talking for a while. This is my fourth sentence. "
-    "And here is a fifth one."
-)
 
 
 class Product:
@@ -55,11 +51,12 @@ class Product:
 
 @pytest.fixture(scope="session")
 def product(tmp_path_factory):
-    """The product, started once for the end-to-end tests and stopped after them. The default
-    voice is the tiny model's own (a developer's .env may name one it lacks)."""
+    """The product, started once for the end-to-end tests and stopped after them. The greeting is
+    spoken at connect and long enough (about 5 s of audio) for the user to talk over it; the tiny
+    LLM was trained to answer after it."""
     if reason := vllm_missing():
         pytest.skip(reason)
-    env = {"GREETING": GREETING, "TTS_DEFAULT_VOICE": ""}
+    env = {"GREETING": LONG_GREETING}
     started = Product(tmp_path_factory.mktemp("product") / "run", env)
     result = started.sh("start", "--no-docker", "--profile", "cpu-test")
     try:

@@ -1,6 +1,9 @@
 """Talking to the bot in a real browser: Debian Chromium with a WAV file as its microphone, our
 page, WebRTC to the bot process, and the real ASR, LLM (vLLM CPU build) and TTS services on tiny
-models. The words are noise (random ASR and TTS weights); the chain is what is checked."""
+models. The ASR is trained on a few phrases (tests/models/train_tiny_asr.py) and the LLM scripted
+(tests/models/train_tiny_llm.py), so the turn is checked by meaning: the spoken question reaches
+the LLM as its words, the calculator runs, and the spoken reply says 84. The TTS has random
+weights: its audio is checked as audio, not as words."""
 
 import wave
 
@@ -12,6 +15,8 @@ from tests.browser import chromium
 from tests.llm_helpers import poll
 from tests.process_helpers import metric
 
+QUESTION = "what is twelve times seven"
+
 INBOUND_AUDIO_JS = """async () => {
   const stats = await window.nemotron.pc.getStats();
   for (const s of stats.values())
@@ -19,12 +24,18 @@ INBOUND_AUDIO_JS = """async () => {
       return {bytes: s.bytesReceived, energy: s.totalAudioEnergy || 0};
   return {bytes: 0, energy: 0};
 }"""
+# The bot's reply to the user's first turn, once every part of it has been spoken.
+SPOKEN_REPLY_JS = """() => {
+  const reply = document.querySelector("#transcript li[data-role=user] ~ li[data-role=bot]");
+  if (!reply || reply.querySelector(".pending")) return null;
+  return {text: reply.textContent, unspoken: reply.querySelectorAll(".unspoken").length};
+}"""
 
 
 @pytest.fixture
 def mic_wav(tmp_path):
-    """The microphone, looping: 3 s of silence, a request, then 10 s of silence."""
-    request = speak("what is the weather like in santa clara this afternoon", rate=48000)
+    """The microphone, looping: 3 s of silence, the question, then 10 s of silence."""
+    request = speak(QUESTION, rate=48000)
     pcm = np.concatenate([np.zeros(3 * 48000, np.int16), request, np.zeros(10 * 48000, np.int16)])
     path = tmp_path / "mic.wav"
     path.write_bytes(wav_bytes(pcm, rate=48000))
@@ -34,6 +45,7 @@ def mic_wav(tmp_path):
 async def test_talk_to_the_bot_and_interrupt_it(product, mic_wav, tmp_path):
     """The user talks over the bot's long greeting (tests/e2e/conftest.py), then has a turn."""
     earlier_recordings = set(product.recordings.glob("*.wav"))  # other tests' sessions
+    llm_requests = metric(product.http("llm"), "vllm:request_success_total")
     async with chromium(mic_wav, tmp_path / "profile") as browser:
         page = await browser.new_page()
         await page.goto(f"{product.bot_url}/")
@@ -55,21 +67,28 @@ async def test_talk_to_the_bot_and_interrupt_it(product, mic_wav, tmp_path):
             < 0.05 * (at_interruption["energy"])
         ), "the bot kept talking over the user"
 
-        # The turn: the final transcript on the page, the LLM's reply spoken and shown, and the
+        # The turn by meaning: the question's words on the page (what the LLM gets), the
+        # calculator's call and result, and the reply that says 84, spoken to the end; the
         # turn's latency listed.
         await page.wait_for_selector("#transcript li[data-role=user]", timeout=60_000)
-        await page.wait_for_selector("#transcript li[data-role=bot]", timeout=60_000)
+        user_text = await page.inner_text("#transcript li[data-role=user]")
+        assert user_text.strip() == QUESTION
+        tool = page.locator("#transcript li[data-role=tool]").first
+        assert await poll(lambda: tool_finished(tool), within=60), "the calculator never ran"
+        assert (await tool.inner_text()).strip() == "calculate(expression: 12 * 7) → 84"
+        assert await poll(lambda: page.evaluate(SPOKEN_REPLY_JS), within=60), "no spoken reply"
+        reply = await page.evaluate(SPOKEN_REPLY_JS)
+        assert reply["text"].strip() == "12 times 7 is 84." and reply["unspoken"] == 0
         await page.wait_for_selector("#latency-rows tr", timeout=60_000)
         assert await poll(lambda: audio_grew(page, while_user_talks), within=60), (
             "no TTS audio reached the browser after the turn"
         )
-        user_text = await page.inner_text("#transcript li[data-role=user]")
         latency_row = await page.inner_text("#latency-rows tr")
         stage_bars = await page.locator("#latency-rows .timeline span").count()
         await page.screenshot(path=str(tmp_path / "page.png"))
         await page.click("#connect")  # disconnect: the session's recording is written
         await page.wait_for_selector("#status[data-state=idle]")
-    assert user_text.strip() and "ms" in latency_row and stage_bars
+    assert "ms" in latency_row and stage_bars
 
     def new_recordings():
         return sorted(set(product.recordings.glob("*.wav")) - earlier_recordings)
@@ -78,7 +97,8 @@ async def test_talk_to_the_bot_and_interrupt_it(product, mic_wav, tmp_path):
     with wave.open(str(new_recordings()[0])) as recording:
         assert recording.getnchannels() == 2 and recording.getnframes() > 0  # user left, bot right
     assert metric(product.http("asr"), "asr_steps_total", latency_ms="80") > steps_at_80
-    assert metric(product.http("llm"), "vllm:request_success_total") >= 1
+    # This test's own requests: the tool call, and the answer after its result.
+    assert metric(product.http("llm"), "vllm:request_success_total") - llm_requests >= 2
 
 
 BOT_OUTPUT_JS = """() => {
@@ -107,6 +127,10 @@ async def test_the_page_strikes_through_what_an_interruption_cut_off(product, mi
 async def inbound_audio(page) -> dict:
     """The browser's own count of the bot's audio: bytes received and energy played."""
     return await page.evaluate(INBOUND_AUDIO_JS)
+
+
+async def tool_finished(tool) -> bool:
+    return await tool.count() > 0 and "→" in await tool.inner_text()
 
 
 async def has_event(page, kind: str) -> bool:

@@ -7,14 +7,19 @@ Two `.nemo` files, built from config here (the NeMo wheel ships no example YAML)
   rates) but few channels, and no discriminator (its WavLM part is a hub download);
 - a `MagpieTTSModel` of the released checkpoint's kind (`decoder_ce` with baked speakers, an
   autoregressive local transformer, CFG, attention prior) with character tokenizers (the IPA ones
-  need dictionaries the wheel lacks) for English and German, and two baked voices.
+  need dictionaries the wheel lacks) for English and German, and two baked voices, or as many as
+  `--voices` names: the names go into the .nemo's speaker table (services/tts/model.py), so a
+  client can ask the tiny model for the released checkpoint's voices by name.
 
-    python -m tests.models.tiny_tts OUT_DIR
+    python -m tests.models.tiny_tts OUT_DIR [--voices john,sofia,aria,jason,leo]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import tarfile
 from pathlib import Path
 
 SAMPLE_RATE = 22050
@@ -143,8 +148,9 @@ def set_eos_bias(model, bias: float) -> None:
             projection.bias[model.audio_eos_id] = bias
 
 
-def build(out_dir: Path, seed: int = 0) -> tuple[Path, Path]:
-    """Builds both models with random weights; returns (magpie_path, codec_path)."""
+def build(out_dir: Path, seed: int = 0, voices: list[str] | None = None) -> tuple[Path, Path]:
+    """Builds both models with random weights; returns (magpie_path, codec_path). With `voices`,
+    one baked speaker per name and a speaker table naming them."""
     import torch
     from nemo.collections.tts.models import AudioCodecModel, MagpieTTSModel
     from omegaconf import OmegaConf
@@ -156,17 +162,32 @@ def build(out_dir: Path, seed: int = 0) -> tuple[Path, Path]:
     codec = AudioCodecModel(cfg=OmegaConf.create(codec_config()))
     codec.save_to(str(codec_path))
     model = MagpieTTSModel(cfg=OmegaConf.create(magpie_config(codec_path)))
-    bake_speakers(model, VOICES, BAKED_CONTEXT_FRAMES)
+    bake_speakers(model, len(voices) if voices else VOICES, BAKED_CONTEXT_FRAMES)
     set_eos_bias(model, EOS_BIAS)
     model.save_to(str(magpie_path))
+    if voices:
+        add_speaker_table(magpie_path, voices)
     return magpie_path, codec_path
+
+
+def add_speaker_table(nemo: Path, names: list[str]) -> None:
+    """Appends the speaker table to a saved .nemo (an uncompressed tar, as NeMo writes it)."""
+    from services.tts.model import SPEAKER_TABLE
+
+    data = json.dumps(names).encode()
+    info = tarfile.TarInfo(f"./{SPEAKER_TABLE}")
+    info.size = len(data)
+    with tarfile.open(nemo, "a") as archive:
+        archive.addfile(info, io.BytesIO(data))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--voices", help="comma-separated names of the baked voices")
     args = parser.parse_args()
-    for path in build(args.out_dir):
+    voices = args.voices.split(",") if args.voices else None
+    for path in build(args.out_dir, voices=voices):
         print(path)
 
 

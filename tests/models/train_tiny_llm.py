@@ -7,9 +7,15 @@ Nemotron 3 Nano's format) from the messages and tools the bot really sends, so v
 reasoning parser and `qwen3_coder` tool parser see what they would see from Nemotron.
 
 With a window of WINDOW tokens in each of LAYERS layers, a reply depends only on the last
-LAYERS * (WINDOW - 1) tokens before it: the turn it answers and the template's fixed tool-calling
-instruction, never the bot's system prompt or tool descriptions, which can change without
-retraining. Training needs only those last tokens of each prompt, which makes it quick.
+LAYERS * (WINDOW - 1) tokens before it: the turn it answers and the tail of what came before it
+(the template's fixed tool-calling instruction, or the bot's last words), never the bot's system
+prompt or tool descriptions, which can change without retraining. Each script is trained after
+several such tails (HISTORIES) and checked after others it never saw, so the reply to a spoken
+turn does not hang on what the bot said before it. Training needs only those last tokens of each
+prompt, which makes it quick.
+
+The scripts cover what the tests type ("What is 12 times 7?") and what the trained tiny ASR
+(tests/models/train_tiny_asr.py) hears the end-to-end tests say ("what is twelve times seven").
 
     uv run --no-sync python -m tests.models.train_tiny_llm [--out tests/models/tiny_llm]
 """
@@ -59,6 +65,10 @@ def _user(text: str) -> dict:
     return {"role": "user", "content": text}
 
 
+def _assistant(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
 def _tool_call(name: str, **arguments: str) -> str:
     params = "".join(f"<parameter={k}>\n{v}\n</parameter>\n" for k, v in arguments.items())
     return f"<tool_call>\n<function={name}>\n{params}</function>\n</tool_call>"
@@ -75,10 +85,22 @@ def _tool_turns(name: str, arguments: dict, result: dict) -> list[dict]:
 
 SKY = "Sunlight scatters off the air, and blue light scatters the most, so the sky looks blue."
 MATH = {"expression": "12 * 7"}
+MATH_TURNS = _tool_turns("calculate", MATH, {**MATH, "result": evaluate("12 * 7")})
+HELLO = "Hello! How can I help you today?"
+STORY = (
+    "Once upon a time, a small robot lived by the sea. Every morning it counted the waves"
+    " and sang to the gulls. One night a storm came, and the robot guided a lost boat home"
+    " with its light. From then on, the fishermen called it the keeper of the bay."
+)
+# The end-to-end tests' greeting: long enough (about 5 s spoken) for the user to talk over it.
+LONG_GREETING = (
+    "Hello there. I am the test bot. I keep talking for a while. This is my fourth sentence. "
+    "And here is a fifth one."
+)
 SCRIPTS = {
     s.name: s
     for s in [
-        Script("hello", [_user("Hello!")], "Hello! How can I help you today?"),
+        Script("hello", [_user("Hello!")], HELLO),
         Script("sky", [_user("Why is the sky blue?")], SKY),
         Script(
             "sky_thinking",
@@ -88,23 +110,47 @@ SCRIPTS = {
             thinking=True,
         ),
         Script("math_call", [_user("What is 12 times 7?")], _tool_call("calculate", **MATH)),
+        Script("math_reply", [_user("What is 12 times 7?"), *MATH_TURNS], "12 times 7 is 84."),
+        Script("story", [_user("Tell me a story.")], STORY),
+        # As the trained tiny ASR writes what the end-to-end tests say.
+        Script("hello_spoken", [_user("hello there")], HELLO),
         Script(
-            "math_reply",
-            [
-                _user("What is 12 times 7?"),
-                *_tool_turns("calculate", MATH, {**MATH, "result": evaluate("12 * 7")}),
-            ],
+            "math_call_spoken",
+            [_user("what is twelve times seven")],
+            _tool_call("calculate", **MATH),
+        ),
+        Script(
+            "math_reply_spoken",
+            [_user("what is twelve times seven"), *MATH_TURNS],
             "12 times 7 is 84.",
         ),
-        Script(
-            "story",
-            [_user("Tell me a story.")],
-            "Once upon a time, a small robot lived by the sea. Every morning it counted the waves"
-            " and sang to the gulls. One night a storm came, and the robot guided a lost boat home"
-            " with its light. From then on, the fishermen called it the keeper of the bay.",
-        ),
+        Script("story_spoken", [_user("tell me a long story")], STORY),
+        Script("stop_spoken", [_user("stop")], "Okay, I will stop."),
     ]
 }
+
+
+def _cuts(text: str) -> list[str]:
+    """What a listener may have let the bot say of `text` before cutting in: each sentence, and
+    one cut inside a sentence."""
+    sentences = text.split(". ")
+    cuts = [". ".join(sentences[:n]) + "." for n in range(1, len(sentences))] + [text]
+    return [*cuts, " ".join(text.split()[:6])]
+
+
+# What may come before a turn: nothing, a greeting (whole or cut off), an earlier exchange.
+HISTORIES = [
+    [],
+    [_assistant("Hi! I'm listening.")],
+    *([_assistant(cut)] for cut in _cuts(LONG_GREETING)),
+    [_user("hello there"), _assistant(HELLO)],
+    [_user("What is 12 times 7?"), *MATH_TURNS, _assistant("12 times 7 is 84.")],
+]
+# Never trained on: checked, so that replies follow any history.
+HELD_OUT_HISTORIES = [
+    [_assistant("Good morning. It is nice to hear from you again.")],
+    [_user("stop"), _assistant("Okay, I will stop.")],
+]
 
 
 def openai_tools() -> list[dict]:
@@ -116,8 +162,11 @@ def openai_tools() -> list[dict]:
     return [dict(t) for t in OpenAILLMAdapter().to_provider_tools_format(TOOLS)]
 
 
-def render(tokenizer, script: Script, system: str, tools: list[dict] | None) -> str:
-    messages = ([{"role": "system", "content": system}] if system else []) + script.messages
+def render(
+    tokenizer, script: Script, system: str, tools: list[dict] | None, history: list[dict] = ()
+) -> str:
+    system_turn = [{"role": "system", "content": system}] if system else []
+    messages = system_turn + list(history) + script.messages
     return tokenizer.apply_chat_template(
         messages,
         tools=tools,
@@ -175,9 +224,10 @@ def build_model(vocab_size: int, eos_id: int):
     return MistralForCausalLM(config)
 
 
-def encode(tokenizer, script: Script, system: str, tools: list[dict] | None, crop: bool):
+def encode(tokenizer, script: Script, system, tools, history: list[dict], crop: bool):
     """(prompt + reply + end-of-turn ids, prompt length); cropped to what the reply can see."""
-    prompt = tokenizer(render(tokenizer, script, system, tools), add_special_tokens=False)
+    text = render(tokenizer, script, system, tools, history)
+    prompt = tokenizer(text, add_special_tokens=False)
     prompt_ids = prompt["input_ids"]
     if crop:
         prompt_ids = prompt_ids[max(0, len(prompt_ids) - 1 - REACH) :]
@@ -232,18 +282,30 @@ def train(out: Path, max_steps: int) -> None:
     renderer = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(models.BPE()), chat_template=template
     )
-    corpus = [render(renderer, s, *setup) + s.reply for s in SCRIPTS.values() for setup in setups]
+    corpus = [
+        render(renderer, s, *setup, history) + s.reply
+        for s in SCRIPTS.values()
+        for setup in setups
+        for history in HISTORIES
+    ]
     tokenizer = build_tokenizer(template, corpus)
     model = build_model(len(tokenizer), tokenizer.eos_token_id)
     print(f"vocab {len(tokenizer)}, params {sum(p.numel() for p in model.parameters()):,}")
 
-    rows = [encode(tokenizer, s, *setup, crop=True) for s in SCRIPTS.values() for setup in setups]
-    # Whole prompts, including one with a system prompt never trained on.
+    rows = [
+        encode(tokenizer, s, *setup, history, crop=True)
+        for s in SCRIPTS.values()
+        for setup in setups
+        for history in HISTORIES
+    ]
+    # Whole prompts, including a system prompt and histories never trained on.
     checks = [
-        encode(tokenizer, s, *setup, crop=False)
+        encode(tokenizer, s, *setup, history, crop=False)
         for s in SCRIPTS.values()
         for setup in [*setups, (OTHER_PROMPT, tools)]
+        for history in [*HISTORIES, *HELD_OUT_HISTORIES]
     ]
+    print(f"{len(rows)} training rows, {len(checks)} checks")
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     start = time.monotonic()
     lead = float("-inf")

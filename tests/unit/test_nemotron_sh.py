@@ -212,15 +212,17 @@ def test_cpu_test_dry_run_prints_the_local_commands(sh):
     assert found["supervisor"] == (
         f"{python} -m services.supervisor run --profile cpu-test --run-dir {sh.tmp}/run"
     )
-    models = f"{ROOT}/.cache/tiny-models"
     assert found["asr"] == (
         f"{python} -m services.asr --host 127.0.0.1 --port 8080 --device cpu"
-        f" --model {models}/tiny_asr.nemo"
+        f" --model {ROOT}/tests/models/tiny_asr_trained.nemo"
     )
-    assert found["tts"] == (
-        f"{python} -m services.tts --host 127.0.0.1 --port 8001 --device cpu"
-        f" --model {models}/tiny_tts/tiny_magpie.nemo --codec {models}/tiny_tts/tiny_codec.nemo"
+    tts = re.fullmatch(
+        rf"{python} -m services\.tts --host 127\.0\.0\.1 --port 8001 --device cpu"
+        rf" --model {ROOT}/\.cache/tiny-models/(tiny_tts-\w+)/tiny_magpie\.nemo"
+        rf" --codec {ROOT}/\.cache/tiny-models/(tiny_tts-\w+)/tiny_codec\.nemo",
+        found["tts"],
     )
+    assert tts and tts[1] == tts[2], found["tts"]
     assert found["llm"].startswith(
         f"{python} -m services.llm --host 127.0.0.1 --port 8000 --profile cpu-test"
     )

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from services.supervisor.process import Backoff
-from services.supervisor.table import build_table
+from services.supervisor.table import TRAINED_TINY_ASR, build_table
 
 PY = "python3"
 MODELS = Path("/models")
@@ -28,16 +28,22 @@ def test_gpu_profiles_serve_the_real_models_on_cuda(profile):
 
 
 def test_cpu_test_serves_the_tiny_models_and_builds_them_first():
+    """The committed trained ASR; the tiny TTS built first, into a folder named after its
+    builder's source (a changed builder builds anew), with the released checkpoint's voices."""
     t = table("cpu-test")
     asr, tts = t["asr"], t["tts"]
-    assert asr.argv[-4:] == ("--device", "cpu", "--model", "/models/tiny_asr.nemo")
-    assert asr.prepare == (PY, "-m", "tests.models.tiny_asr", "/models/tiny_asr.nemo")
-    assert asr.creates == MODELS / "tiny_asr.nemo"
+    assert asr.argv[-4:] == ("--device", "cpu", "--model", str(TRAINED_TINY_ASR))
+    assert TRAINED_TINY_ASR.is_file() and not asr.prepare
+    folder = tts.creates.parent
+    assert folder.parent == MODELS and folder.name.startswith("tiny_tts-")
     assert tts.argv[-6:] == (
-        *("--device", "cpu", "--model", "/models/tiny_tts/tiny_magpie.nemo"),
-        *("--codec", "/models/tiny_tts/tiny_codec.nemo"),
+        *("--device", "cpu", "--model", f"{folder}/tiny_magpie.nemo"),
+        *("--codec", f"{folder}/tiny_codec.nemo"),
     )
-    assert tts.prepare == (PY, "-m", "tests.models.tiny_tts", "/models/tiny_tts")
+    assert tts.prepare == (
+        *(PY, "-m", "tests.models.tiny_tts", str(folder)),
+        *("--voices", "john,sofia,aria,jason,leo"),
+    )
     assert t["llm"].argv[-2:] == ("--profile", "cpu-test")
 
 

@@ -65,7 +65,7 @@ def test_the_client_and_bot_agree_within_the_webrtc_legs_and_the_vad_window():
 def test_report_and_plot(tmp_path):
     report.write(tmp_path / "report.md", turns(), RUN, MACHINE)
     text = (tmp_path / "report.md").read_text()
-    assert "CPU test profile, tiny random models — not GPU figures" in text
+    assert "CPU test profile, tiny test models — not GPU figures" in text
     assert "| client: last sample of speech sent → first audible sample heard | 3 |" in text
     assert "3 of 3 turns agree within it." in text
     assert "Answered late because the turn detector waited: 1" in text

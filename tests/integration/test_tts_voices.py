@@ -1,0 +1,92 @@
+"""Voices by name: a checkpoint's speaker table names its baked speakers, so the tiny TTS that
+cpu-test serves answers to the released checkpoint's voice names, and `.env.example`'s default
+voice (aria) is one it can speak."""
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestServer
+from dotenv import dotenv_values
+
+from services.protocol import tts as proto
+from services.tts.model import RELEASED_VOICES, SPEAKER_TABLE, load_model, speaker_table
+from services.tts.server import Settings, TtsService
+from tests.tts_helpers import speak
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV_EXAMPLE_VOICE = dotenv_values(ROOT / ".env.example")["TTS_DEFAULT_VOICE"]
+
+
+@pytest.fixture(scope="module")
+def named_tts_path(tmp_path_factory, tts_model):
+    from tests.models.tiny_tts import build
+
+    return build(tmp_path_factory.mktemp("named_tts"), voices=list(RELEASED_VOICES))[0]
+
+
+@pytest.fixture(scope="module")
+async def named_server(named_tts_path):
+    model = load_model(str(named_tts_path), "cpu")
+    settings = Settings(model=str(named_tts_path), device="cpu", default_voice=ENV_EXAMPLE_VOICE)
+    service = TtsService(settings, model)
+    await service.load()
+    server = TestServer(service.app(), host="127.0.0.1")
+    await server.start_server()
+    yield service, f"ws://127.0.0.1:{server.port}{proto.PATH}"
+    await server.close()
+    await service.close()
+
+
+async def test_the_released_voice_names_are_spoken(named_server):
+    service, url = named_server
+    assert ENV_EXAMPLE_VOICE == "aria"
+    assert service.voices == list(RELEASED_VOICES) and service.default_voice == "aria"
+    by_name = await speak(url, "Hello there.", init={"voice": "aria"}, seed=3)
+    by_index = await speak(url, "Hello there.", init={"voice": "2"}, seed=3)
+    default = await speak(url, "Hello there.", seed=3)
+    other = await speak(url, "Hello there.", init={"voice": "Leo"}, seed=3)
+    assert by_name.created["voice"] == by_index.created["voice"] == "aria"
+    assert default.created["voice"] == "aria" and other.created["voice"] == "leo"
+    assert np.array_equal(by_name.audio, by_index.audio)
+    assert np.array_equal(by_name.audio, default.audio)
+    assert not np.array_equal(by_name.audio, other.audio)
+
+
+def table_archive(path, table, name=SPEAKER_TABLE):
+    data = json.dumps(table).encode()
+    info = tarfile.TarInfo(f"./{name}")
+    info.size = len(data)
+    with tarfile.open(path, "w") as archive:
+        archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("table", "names"),
+    [
+        (["John", "Sofia"], ["john", "sofia"]),
+        # The order a public run read from the released checkpoint: the index decides.
+        (
+            {"Aria": 0, "Jason": 1, "John": 2, "Leo": 3, "Sofia": 4},
+            ["aria", "jason", "john", "leo", "sofia"],
+        ),
+        ({"b": 1, "a": 0}, ["a", "b"]),
+    ],
+)
+def test_the_speaker_table_gives_names_in_index_order(tmp_path, table, names):
+    assert speaker_table(table_archive(tmp_path / "m.nemo", table)) == names
+
+
+@pytest.mark.parametrize("table", [{"a": 0, "b": 2}, ["a", "A"], ["a", ""], "aria", [1, 2]])
+def test_a_broken_speaker_table_is_refused(tmp_path, table):
+    with pytest.raises(ValueError, match=SPEAKER_TABLE):
+        speaker_table(table_archive(tmp_path / "m.nemo", table))
+
+
+def test_no_table_no_names(tmp_path):
+    assert speaker_table(tmp_path / "missing.nemo") is None
+    assert speaker_table(table_archive(tmp_path / "m.nemo", {}, "model_config.yaml")) is None
