@@ -69,17 +69,12 @@ def offline_refs(asr_model, speech):
 @pytest.fixture(scope="session")
 async def asr_server(asr_model, offline_refs):
     """The real ASR app on a local port, with the tiny model. Yields (service, ws_url)."""
-    from aiohttp.test_utils import TestServer
-
     from services.asr.server import AsrService, Settings
+    from tests.servers import served
 
     service = AsrService(Settings(model="tiny-asr", device="cpu", max_sessions=16), asr_model)
-    await service.load()
-    server = TestServer(service.app(), host="127.0.0.1")
-    await server.start_server()
-    yield service, f"ws://127.0.0.1:{server.port}/"
-    await server.close()
-    await service.close()
+    async with served(service) as base:
+        yield service, f"{base.replace('http', 'ws')}/"
 
 
 @pytest.fixture(scope="session")
@@ -114,18 +109,13 @@ def private_tts_model(tiny_tts_paths, tts_model):
 @pytest.fixture(scope="session")
 async def tts_server(tts_model):
     """The real TTS app on a local port, with the tiny model. Yields (service, ws_url, http_url)."""
-    from aiohttp.test_utils import TestServer
-
     from services.protocol import tts as proto
     from services.tts.server import Settings, TtsService
+    from tests.servers import served
 
     service = TtsService(Settings(model="tiny-tts", device="cpu", max_sessions=16), tts_model)
-    await service.load()
-    server = TestServer(service.app(), host="127.0.0.1")
-    await server.start_server()
-    yield service, f"ws://127.0.0.1:{server.port}{proto.PATH}", f"http://127.0.0.1:{server.port}"
-    await server.close()
-    await service.close()
+    async with served(service) as base:
+        yield service, f"{base.replace('http', 'ws')}{proto.PATH}", base
 
 
 @pytest.fixture(scope="session")

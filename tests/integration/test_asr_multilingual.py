@@ -2,12 +2,12 @@
 context 56 and the extra 320 ms mode."""
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from services.asr.model import latency_modes, load_model
 from services.asr.server import AsrService, Settings
 from services.protocol import asr as proto
 from tests.asr_helpers import offline, transcribe_ws
+from tests.servers import served
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +28,8 @@ def refs(prompt_model, speech):
 @pytest.fixture(scope="module")
 async def prompt_server(prompt_model, refs):
     service = AsrService(Settings(model="tiny-prompt", device="cpu"), prompt_model)
-    await service.load()
-    server = TestServer(service.app(), host="127.0.0.1")
-    await server.start_server()
-    yield f"ws://127.0.0.1:{server.port}/"
-    await server.close()
-    await service.close()
+    async with served(service) as base:
+        yield f"{base.replace('http', 'ws')}/"
 
 
 def test_modes_include_320_ms_with_left_context_56(prompt_model):

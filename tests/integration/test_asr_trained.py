@@ -3,13 +3,13 @@ through the real server in every latency mode, each phrase comes out as the word
 by a voice it trained on and by one it never heard, and equal to NeMo's offline transcription."""
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from services.asr.model import latency_modes, load_model
 from services.asr.server import AsrService, Settings
 from tests.asr_helpers import offline, transcribe_ws
 from tests.audio import speak_with
 from tests.models.train_tiny_asr import HELD_OUT_VOICES, OUT, PHRASES
+from tests.servers import served
 
 VOICES = ["en-us", HELD_OUT_VOICES[0]]
 
@@ -31,12 +31,8 @@ def spoken():
 @pytest.fixture(scope="module")
 async def trained_server(trained_model):
     service = AsrService(Settings(model="tiny-asr-trained", device="cpu"), trained_model)
-    await service.load()
-    server = TestServer(service.app(), host="127.0.0.1")
-    await server.start_server()
-    yield f"ws://127.0.0.1:{server.port}/"
-    await server.close()
-    await service.close()
+    async with served(service) as base:
+        yield f"{base.replace('http', 'ws')}/"
 
 
 @pytest.mark.parametrize("latency_ms", [80, 160, 560, 1120])

@@ -1,32 +1,25 @@
 """The page's selectors offer what the services say: the TTS service's voices, preselecting the
 voice it speaks by default (TTS_DEFAULT_VOICE) unless the bot names one (TTS_VOICE)."""
 
-from aiohttp.test_utils import TestServer
-
 from bots.config import BotConfig
 from bots.page import FALLBACK_LATENCY_MODES, page_options
 from services.protocol import tts as proto
 from services.tts.server import Settings, TtsService
 from tests.process_helpers import free_port
+from tests.servers import served
 
 
 async def test_the_tts_services_default_voice_is_preselected(private_tts_model):
     service = TtsService(
         Settings(model="tiny-tts", device="cpu", default_voice="speaker_1"), private_tts_model
     )
-    await service.load()
-    server = TestServer(service.app(), host="127.0.0.1")
-    await server.start_server()
     unreachable_asr = f"ws://127.0.0.1:{free_port()}/"
-    tts_url = f"ws://127.0.0.1:{server.port}{proto.PATH}"
-    try:
+    async with served(service) as base:
+        tts_url = f"{base.replace('http', 'ws')}{proto.PATH}"
         options = await page_options(BotConfig(asr_url=unreachable_asr, tts_url=tts_url))
         chosen = await page_options(
             BotConfig(asr_url=unreachable_asr, tts_url=tts_url, tts_voice="speaker_0")
         )
-    finally:
-        await server.close()
-        await service.close()
     assert options["voices"] == ["speaker_0", "speaker_1"]
     assert options["voice"] == "speaker_1", "the page overrode the service's default voice"
     assert chosen["voice"] == "speaker_0"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestServer
 from dotenv import dotenv_values
 
 from services.protocol import tts as proto
 from services.tts.model import RELEASED_VOICES, SPEAKER_TABLE, load_model, speaker_table
 from services.tts.server import Settings, TtsService
+from tests.servers import served
 from tests.tts_helpers import speak
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +33,8 @@ async def named_server(named_tts_path):
     model = load_model(str(named_tts_path), "cpu")
     settings = Settings(model=str(named_tts_path), device="cpu", default_voice=ENV_EXAMPLE_VOICE)
     service = TtsService(settings, model)
-    await service.load()
-    server = TestServer(service.app(), host="127.0.0.1")
-    await server.start_server()
-    yield service, f"ws://127.0.0.1:{server.port}{proto.PATH}"
-    await server.close()
-    await service.close()
+    async with served(service) as base:
+        yield service, f"{base.replace('http', 'ws')}{proto.PATH}"
 
 
 async def test_the_released_voice_names_are_spoken(named_server):
