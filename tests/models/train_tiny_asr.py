@@ -5,10 +5,12 @@ LLM: "what is twelve times seven" must arrive as those words.
     uv run --no-sync python -m tests.models.train_tiny_asr [--steps N] [--out PATH]
 
 Same class and layout as tests/models/tiny_asr.py (built from its config, a little wider), trained
-with NeMo's own RNNT loss on every att_context_size at random, so every latency mode recognises the
-phrases. The audio is what the bot hears through a browser: any level, seconds of silence before
-and after, a little noise, and half of it through an Opus round trip as WebRTC carries it.
-Training stops with an error unless every phrase, spoken by voices it never trained on, comes out
+with NeMo's own RNNT loss, first at the widest att_context_size alone, then at all of them at random
+(NeMo's multi-lookahead training), so every latency mode recognises the phrases: a tiny model
+trained on all of them from the start never learns to tell the phrases apart. The audio is what
+the bot hears through a browser: any level, seconds of silence before and after, a little noise,
+and half of it through an Opus round trip as WebRTC carries it.
+Training ends with an error unless every phrase, spoken by voices it never trained on, comes out
 exactly at every latency mode. The result is committed (tests/models/tiny_asr_trained.nemo, about
 2 MB); tests never retrain.
 """
@@ -42,6 +44,7 @@ HELD_OUT_VOICES = ["en-gb-x-gbclan", "en-us+f4"]
 SPEEDS = [140, 160, 175, 190]
 RATE = 16000
 SEED = 1234
+GRAD_CLIP = 1.0
 
 
 def corpus() -> str:
@@ -89,11 +92,11 @@ def opus_round_trip(samples: np.ndarray) -> np.ndarray:
 
 
 def augment(samples: np.ndarray, rng: random.Random, hard: bool) -> np.ndarray:
-    """Level, leading and trailing silence and a little noise, as a microphone would give. A turn
-    streamed to the ASR starts where the last one ended, so seconds of silence may lead it; those
-    come in once the model has learnt the phrases (`hard`), which it does not from the start."""
+    """Level, a little noise, and leading and trailing silence, as a microphone would give. A
+    turn streamed to the ASR starts where the last one ended, so seconds of silence may lead it;
+    those, and quieter speech, come in once the model knows the phrases (`hard`)."""
     long_lead = hard and rng.random() < 0.5
-    lead = np.zeros(int(RATE * rng.uniform(*((0.5, 5.0) if long_lead else (0.05, 0.5)))))
+    lead = np.zeros(int(RATE * rng.uniform(*((0.5, 4.0) if long_lead else (0.05, 0.5)))))
     tail = np.zeros(int(RATE * rng.uniform(0.1, 1.0)))
     gain = rng.uniform(0.25, 1.0) if hard else rng.uniform(0.6, 1.0)
     x = np.concatenate([lead, samples * gain, tail]).astype(np.float32)
@@ -121,9 +124,8 @@ def batch(items, model, rng, hard: bool):
 
 
 def train_step(model, optimizer, signal, signal_len, targets, target_len) -> float:
-    # A random latency mode per step: each att_context_size learns the phrases.
-    contexts = model.encoder.att_context_size_all
-    model.encoder.set_default_att_context_size(list(random.choice(contexts)))
+    import torch
+
     encoded, encoded_len = model(input_signal=signal, input_signal_length=signal_len)
     decoder, target_len, _ = model.decoder(targets=targets, target_length=target_len)
     joint = model.joint(encoder_outputs=encoded, decoder_outputs=decoder)
@@ -132,6 +134,9 @@ def train_step(model, optimizer, signal, signal_len, targets, target_len) -> flo
     )
     optimizer.zero_grad()
     loss.backward()
+    # Seconds of digital silence give log-mel features of -16.6 (log of NeMo's zero guard): without
+    # clipping, their gradients wreck what the model has learnt.
+    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
     optimizer.step()
     return loss.item()
 
@@ -155,7 +160,7 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
@@ -181,12 +186,22 @@ def main() -> None:
         cfg = model_config(Path(tokenizer).parent, d_model=96)
         cfg["decoding"]["greedy"]["max_symbols"] = 5
         model = EncDecRNNTBPEModel(cfg=OmegaConf.create(cfg))
+        encoder = model.encoder
+        contexts = [list(c) for c in encoder.att_context_size_all]
+        encoder.att_context_size_all = [contexts[0]]  # the widest, NeMo's default, alone first
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-3)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 1e-3, total_steps=args.steps)
+        # Constant, then down to a tenth over the last half.
+        half = args.steps // 2
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda i: 1.0 if i < half else max(0.1, 1 - 0.9 * (i - half) / half)
+        )
         losses = []
         for step in range(1, args.steps + 1):
             model.train()
             hard = step > args.steps // 4
+            if hard and len(encoder.att_context_size_all) == 1:
+                encoder.att_context_size_all = contexts
+                print("every latency mode from here", flush=True)
             items = rng.sample(train, 16)
             losses.append(train_step(model, optimizer, *batch(items, model, rng, hard)))
             schedule.step()
@@ -201,10 +216,10 @@ def main() -> None:
         model.encoder.set_default_att_context_size(list(model.encoder.att_context_size_all[0]))
         seen, unseen = accuracy(model, train[::4]), accuracy(model, held_out)
         print(f"train exact {seen:.0%}, held-out {unseen:.0%}")
-        if unseen < 1.0:
-            raise SystemExit("not every held-out phrase is recognised: train longer")
         model.save_to(str(args.out))
     print(f"saved {args.out} after {time.monotonic() - started:.0f} s")
+    if unseen < 1.0:
+        raise SystemExit("not every held-out phrase is recognised: train longer (--steps)")
 
 
 if __name__ == "__main__":
