@@ -331,8 +331,14 @@ def train(out: Path, max_steps: int) -> None:
     print(f"bf16 margin {lead:.2f}")
     if lead < MIN_MARGIN / 2:
         raise SystemExit("the bf16 weights lose the lead; train with a higher MIN_MARGIN")
+    # The scripts hold under greedy decoding, which top_k=1 makes vLLM's default for any client
+    # (the bot sends no temperature; at vLLM's default of 1.0 a tool call's arguments came out
+    # garbled about one time in three).
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        do_sample=True,
+        top_k=1,
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
