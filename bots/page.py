@@ -11,7 +11,6 @@ from loguru import logger
 from bots.config import BotConfig
 from services.protocol import tts
 from services.protocol.auth import bearer_header
-from services.protocol.tts import VOICES_PATH
 
 CLIENT_DIR = Path(__file__).parent / "client"
 FALLBACK_LATENCY_MODES = [80, 160, 560, 1120]
@@ -40,7 +39,7 @@ async def page_options(config: BotConfig) -> dict:
     headers = bearer_header(config.api_key)
     async with aiohttp.ClientSession(timeout=PROBE_TIMEOUT) as session:
         health = await _get_json(session, f"{http_base(config.asr_url)}/health", headers)
-        answer = await _get_json(session, f"{http_base(config.tts_url)}{VOICES_PATH}", headers)
+        answer = await _get_json(session, f"{http_base(config.tts_url)}{tts.VOICES_PATH}", headers)
     modes = (health or {}).get("latency_modes") or FALLBACK_LATENCY_MODES
     try:
         voices = tts.Voices.from_json(answer) if answer else None

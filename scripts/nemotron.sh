@@ -134,13 +134,12 @@ cuda_only_packages() { # --extra NAME ...
 # uv sync from the lock, with a local CPU wheel of torch in place of PyPI's CUDA build when there
 # is one (see above).
 sync_venv() { # uv sync options, the extras as --extra NAME
-  local extras=() skip=() args=("$@") i pkg wheel python
+  local extras=() skip=() args=("$@") i pkg wheel
   for ((i = 0; i < ${#args[@]}; i++)); do
     [[ "${args[i]}" != --extra ]] || extras+=(--extra "${args[i + 1]}")
   done
-  python="$("$UV" python find 2>/dev/null || command -v python3)"
   read -r -a skip <<<"$(cuda_only_packages "${extras[@]}" | tr '\n' ' ')"
-  if ((${#skip[@]})) && wheel="$(cpu_torch_wheel "$python")"; then
+  if ((${#skip[@]})) && wheel="$(cpu_torch_wheel "$("$UV" python find 2>/dev/null || command -v python3)")"; then
     for pkg in "${skip[@]}"; do args+=(--no-install-package "$pkg"); done
     "$UV" sync --frozen "${args[@]}"
     log "torch: the CPU build ${wheel##*/}, not PyPI's CUDA build"

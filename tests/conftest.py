@@ -100,7 +100,8 @@ def tts_model(tiny_tts_paths):
 @pytest.fixture(scope="module")
 def private_tts_model(tiny_tts_paths, tts_model):
     """The same model, loaded again for a test's own server: the engine swaps each utterance's KV
-    cache into its model around a step, which two engines on one model would do at once."""
+    cache into its model around a step, which two engines on one model would do at once. (After
+    `tts_model`, which sets the test process's thread count.)"""
     from services.tts.model import load_model
 
     return load_model(str(tiny_tts_paths[0]), "cpu")

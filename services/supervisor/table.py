@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.tts.model import RELEASED_VOICES
+
 PROFILES = ("auto", "rtx5090", "dgx-spark", "generic", "cpu-test")
 SERVICES = ("asr", "tts", "llm")
 # Each port and the setting that changes it; the services read the same settings.
@@ -91,8 +93,6 @@ def _asr(argv, port_, after, profile, python, models) -> Service:
 def _tts(argv, port_, after, profile, python, models) -> Service:
     if profile != "cpu-test":
         return Service("tts", (*argv, "--device", "cuda"), port_, after)
-    from services.tts.model import RELEASED_VOICES
-
     # Named after its builder's source, so a changed tiny model is built anew.
     builder = ROOT / "tests" / "models" / "tiny_tts.py"
     folder = models / f"tiny_tts-{hashlib.sha256(builder.read_bytes()).hexdigest()[:12]}"

@@ -94,7 +94,7 @@ def speaker_table(path: Path) -> list[str] | None:
         if sorted(table.values()) != list(range(len(table))):
             raise ValueError(f"{path}: {SPEAKER_TABLE} must map names to 0..{len(table) - 1}")
         table = sorted(table, key=table.__getitem__)
-    if not isinstance(table, list) or not all(isinstance(n, str) and n for n in table):
+    if not isinstance(table, list) or not all(isinstance(n, str) and n.strip() for n in table):
         raise ValueError(f"{path}: {SPEAKER_TABLE} must be a list of names or name -> index")
     names = [n.strip().lower() for n in table]
     if len(set(names)) != len(names):

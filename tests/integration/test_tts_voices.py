@@ -2,8 +2,6 @@
 cpu-test serves answers to the released checkpoint's voice names, and `.env.example`'s default
 voice (aria) is one it can speak."""
 
-import io
-import json
 import tarfile
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from dotenv import dotenv_values
 from services.protocol import tts as proto
 from services.tts.model import RELEASED_VOICES, SPEAKER_TABLE, load_model, speaker_table
 from services.tts.server import Settings, TtsService
+from tests.models.tiny_tts import add_speaker_table
 from tests.servers import served
 from tests.tts_helpers import speak
 
@@ -52,15 +51,6 @@ async def test_the_released_voice_names_are_spoken(named_server):
     assert not np.array_equal(by_name.audio, other.audio)
 
 
-def table_archive(path, table, name=SPEAKER_TABLE):
-    data = json.dumps(table).encode()
-    info = tarfile.TarInfo(f"./{name}")
-    info.size = len(data)
-    with tarfile.open(path, "w") as archive:
-        archive.addfile(info, io.BytesIO(data))
-    return path
-
-
 @pytest.mark.parametrize(
     ("table", "names"),
     [
@@ -74,15 +64,20 @@ def table_archive(path, table, name=SPEAKER_TABLE):
     ],
 )
 def test_the_speaker_table_gives_names_in_index_order(tmp_path, table, names):
-    assert speaker_table(table_archive(tmp_path / "m.nemo", table)) == names
+    assert speaker_table(add_speaker_table(tmp_path / "m.nemo", table)) == names
 
 
-@pytest.mark.parametrize("table", [{"a": 0, "b": 2}, ["a", "A"], ["a", ""], "aria", [1, 2]])
+@pytest.mark.parametrize(
+    "table", [{"a": 0, "b": 2}, ["a", "A"], ["a", ""], ["a", " "], "aria", [1, 2]]
+)
 def test_a_broken_speaker_table_is_refused(tmp_path, table):
     with pytest.raises(ValueError, match=SPEAKER_TABLE):
-        speaker_table(table_archive(tmp_path / "m.nemo", table))
+        speaker_table(add_speaker_table(tmp_path / "m.nemo", table))
 
 
 def test_no_table_no_names(tmp_path):
     assert speaker_table(tmp_path / "missing.nemo") is None
-    assert speaker_table(table_archive(tmp_path / "m.nemo", {}, "model_config.yaml")) is None
+    without = tmp_path / "m.nemo"
+    with tarfile.open(without, "w") as archive:
+        archive.add(ROOT / ".env.example", arcname="./model_config.yaml")
+    assert speaker_table(without) is None

@@ -170,15 +170,17 @@ def build(out_dir: Path, seed: int = 0, voices: list[str] | None = None) -> tupl
     return magpie_path, codec_path
 
 
-def add_speaker_table(nemo: Path, names: list[str]) -> None:
-    """Appends the speaker table to a saved .nemo (an uncompressed tar, as NeMo writes it)."""
+def add_speaker_table(nemo: Path, table) -> Path:
+    """Appends a speaker table (names in index order, or name -> index) to a .nemo, an
+    uncompressed tar as NeMo writes it; creates the archive if there is none."""
     from services.tts.model import SPEAKER_TABLE
 
-    data = json.dumps(names).encode()
+    data = json.dumps(table).encode()
     info = tarfile.TarInfo(f"./{SPEAKER_TABLE}")
     info.size = len(data)
     with tarfile.open(nemo, "a") as archive:
         archive.addfile(info, io.BytesIO(data))
+    return nemo
 
 
 def main() -> None:
