@@ -24,14 +24,14 @@ def speech() -> dict[str, np.ndarray]:  # noqa: F821
 
 @pytest.fixture(scope="session")
 def tiny_asr_path(tmp_path_factory):
-    from tests.models.tiny_asr import build
+    from tiny_models.asr import build
 
     return build(tmp_path_factory.mktemp("models") / "tiny_asr.nemo")
 
 
 @pytest.fixture(scope="session")
 def tiny_asr_prompt_path(tmp_path_factory):
-    from tests.models.tiny_asr import build
+    from tiny_models.asr import build
 
     return build(tmp_path_factory.mktemp("models") / "tiny_asr_prompt.nemo", prompt=True)
 
@@ -80,7 +80,7 @@ async def asr_server(asr_model, offline_refs):
 @pytest.fixture(scope="session")
 def tiny_tts_paths(tmp_path_factory):
     """(magpie_path, codec_path): the tiny Magpie TTS and its codec, as .nemo files."""
-    from tests.models.tiny_tts import build
+    from tiny_models.tts import build
 
     return build(tmp_path_factory.mktemp("tts_models"))
 

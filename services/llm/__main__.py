@@ -10,18 +10,11 @@ import argparse
 import os
 import sys
 
-from dotenv import load_dotenv
 from loguru import logger
 
+import settings
 from services.common.logs import setup_logging
-from services.llm.profiles import (
-    PROFILES,
-    ProfileError,
-    build_command,
-    detect_profile,
-    query_gpu,
-    resolve,
-)
+from services.llm.profiles import ProfileError, build_command, resolve
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile",
-        choices=("auto", *PROFILES),
+        choices=settings.PROFILE_CHOICES,
         default=env("LLM_PROFILE") or "auto",
         help="auto picks from the GPU nvidia-smi reports (default: %(default)s)",
     )
@@ -49,15 +42,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    load_dotenv()
+    settings.load_env()
     args = parse_args(argv)
     setup_logging("llm")
     try:
         profile = args.profile
         if profile == "auto":
-            name, memory = query_gpu()
-            profile = detect_profile(name, memory)
-            logger.info(f"{name} ({memory or 'unified'} MiB): profile {profile}")
+            gpu = settings.query_gpu()
+            profile = settings.detect_profile(gpu)
+            logger.info(f"{gpu.describe()}: profile {profile}")
         launch = resolve(
             profile,
             args.precision,

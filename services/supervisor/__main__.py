@@ -1,10 +1,10 @@
-"""python -m services.supervisor: run the model services of a profile, print their commands, or
-ask how they are doing.
+"""python -m services.supervisor: run the model services of a profile, or print their commands.
 
     run       start the services and supervise them (the container's entrypoint runs this)
     commands  print the exact command of each service, and the vLLM command; start nothing
-    status    each service's health, address, pid and restarts
-    wait      wait until the services answer, with a progress line
+
+How they are doing is the launcher's to ask (`nemotron.sh status`): it reads the state file that
+`run` keeps in its run folder.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dotenv import load_dotenv
-
-from services.supervisor.table import PORTS, PROFILES, ROOT, SERVICES, build_table
+import settings
+from services.supervisor.table import build_table
+from settings import PROFILE_CHOICES, ROOT, SERVICES
 
 RUN_DIR = Path(".run")
 
@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     table = argparse.ArgumentParser(add_help=False)
-    table.add_argument("--profile", choices=PROFILES, default="auto")
+    table.add_argument("--profile", choices=PROFILE_CHOICES, default="auto")
     for name in SERVICES:
         table.add_argument(f"--no-{name}", action="store_true", help=f"leave out the {name}")
     table.add_argument(
@@ -46,23 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands = sub.add_parser("commands", parents=[table], help="print the commands")
     commands.add_argument("--python", default=sys.executable, help="the interpreter to name")
 
-    names = argparse.ArgumentParser(add_help=False)
-    names.add_argument("--services", default=",".join((*SERVICES, "bot")), help="comma-separated")
-    names.add_argument("--run-dir", type=Path, default=RUN_DIR)
-    sub.add_parser("status", parents=[names], help="each service's health and address")
-    wait = sub.add_parser("wait", parents=[names], help="wait until the services answer")
-    watched = wait.add_mutually_exclusive_group()
-    watched.add_argument("--pid", type=int, help="stop waiting if this process ends")
-    watched.add_argument("--container", help="stop waiting if this container stops")
-    wait.add_argument("--timeout", type=float, default=0, help="seconds; 0 waits as long as needed")
-
-    args = parser.parse_args(argv)
-    if hasattr(args, "services"):
-        args.services = [s for s in args.services.split(",") if s]
-        unknown = set(args.services) - set(PORTS)
-        if unknown:
-            parser.error(f"unknown services {sorted(unknown)}: one of {', '.join(PORTS)}")
-    return args
+    return parser.parse_args(argv)
 
 
 def _table(args: argparse.Namespace, python: str = sys.executable):
@@ -92,8 +76,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_commands(args: argparse.Namespace) -> int:
+    print_commands(_table(args, python=args.python))
+    return 0
+
+
+def print_commands(services) -> None:
     """One line per service; under the LLM, the vLLM command its own --dry-run prints."""
-    for service in _table(args, python=args.python):
+    for service in services:
         after = f"   (starts once healthy: {', '.join(service.after)})" if service.after else ""
         print(f"{service.name}: {shlex.join(service.argv)}{after}")
         if service.dry_run:
@@ -109,33 +98,12 @@ def cmd_commands(args: argparse.Namespace) -> int:
             why = (result.stderr.strip().splitlines() or ["no output"])[-1]
             for line in lines or [f"({shlex.join(service.dry_run[2:])} failed: {why})"]:
                 print(f"  {line}")
-    return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from services.supervisor.health import status_lines
-
-    print("\n".join(status_lines(args.services, os.environ, args.run_dir)))
-    return 0
-
-
-def cmd_wait(args: argparse.Namespace) -> int:
-    from services.supervisor.health import container_running, pid_alive, wait
-
-    def gone() -> str | None:
-        if args.pid and not pid_alive(args.pid):
-            return f"the process that runs them (pid {args.pid}) ended"
-        if args.container and not container_running(args.container):
-            return f"the container {args.container} stopped"
-        return None
-
-    return wait(args.services, os.environ, args.run_dir, gone, args.timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
-    load_dotenv()
+    settings.load_env()
     args = parse_args(argv)
-    command = {"run": cmd_run, "commands": cmd_commands, "status": cmd_status, "wait": cmd_wait}
+    command = {"run": cmd_run, "commands": cmd_commands}
     try:
         return command[args.command](args)
     except ValueError as e:  # a bad setting, such as a port that is not a number

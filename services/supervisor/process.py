@@ -18,7 +18,8 @@ from typing import TextIO
 import aiohttp
 from loguru import logger
 
-from services.supervisor.table import ROOT, Service
+from services.supervisor.table import Service
+from settings import ROOT
 
 HEALTH_POLL_S = 0.5
 # Progress bars redraw one line with \r many times a second; one redraw per interval is plenty.

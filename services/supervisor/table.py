@@ -14,24 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.tts.model import RELEASED_VOICES
+from settings import PROFILE_CHOICES, SERVICES, TINY_ASR, TINY_MODELS_CACHE, TINY_TTS_BUILDER, port
 
-PROFILES = ("auto", "rtx5090", "dgx-spark", "generic", "cpu-test")
-SERVICES = ("asr", "tts", "llm")
-# Each port and the setting that changes it; the services read the same settings.
-PORTS = {
-    "asr": ("ASR_PORT", 8080),
-    "tts": ("TTS_PORT", 8001),
-    "llm": ("LLM_PORT", 8000),
-    "bot": ("BOT_PORT", 7860),
-}
 # vLLM takes a fraction of the GPU memory that is free when it starts, so it goes last.
 STARTS_AFTER = {"llm": ("asr", "tts")}
-
-ROOT = Path(__file__).resolve().parents[2]
-# cpu-test serves the tests' tiny models: the ASR trained on a few phrases (committed), and the TTS
-# with random weights, built on first use into TINY_MODELS.
-TRAINED_TINY_ASR = ROOT / "tests" / "models" / "tiny_asr_trained.nemo"
-TINY_MODELS = ROOT / ".cache" / "tiny-models"
 
 
 @dataclass(frozen=True)
@@ -49,14 +35,6 @@ class Service:
         return f"http://127.0.0.1:{self.port}/health"
 
 
-def port(name: str, env: Mapping[str, str] = os.environ) -> int:
-    var, default = PORTS[name]
-    value = env.get(var) or str(default)
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise ValueError(f"{var} must be a port number (1-65535), got {value!r}")
-    return int(value)
-
-
 def build_table(
     profile: str,
     enabled: Iterable[str] = SERVICES,
@@ -64,12 +42,12 @@ def build_table(
     host: str = "127.0.0.1",
     env: Mapping[str, str] = os.environ,
     python: str = sys.executable,
-    models: Path = TINY_MODELS,
+    models: Path = TINY_MODELS_CACHE,
 ) -> list[Service]:
     """The enabled services in start order. GPU profiles serve the real models on CUDA (the model
     names come from the settings each service reads); cpu-test serves the tiny test models."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
+    if profile not in PROFILE_CHOICES:
+        raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILE_CHOICES)}")
     wanted = set(enabled)
     unknown = wanted - set(SERVICES)
     if unknown:
@@ -86,7 +64,7 @@ def _asr(argv, port_, after, profile, python, models) -> Service:
     if profile != "cpu-test":
         return Service("asr", (*argv, "--device", "cuda"), port_, after)
     return Service(
-        "asr", (*argv, "--device", "cpu", "--model", str(TRAINED_TINY_ASR)), port_, after
+        "asr", (*argv, "--device", "cpu", "--model", str(TINY_ASR)), port_, after
     )
 
 
@@ -94,8 +72,8 @@ def _tts(argv, port_, after, profile, python, models) -> Service:
     if profile != "cpu-test":
         return Service("tts", (*argv, "--device", "cuda"), port_, after)
     # Named after its builder's source, so a changed tiny model is built anew.
-    builder = ROOT / "tests" / "models" / "tiny_tts.py"
-    folder = models / f"tiny_tts-{hashlib.sha256(builder.read_bytes()).hexdigest()[:12]}"
+    digest = hashlib.sha256(TINY_TTS_BUILDER.read_bytes()).hexdigest()[:12]
+    folder = models / f"tiny_tts-{digest}"
     model, codec = folder / "tiny_magpie.nemo", folder / "tiny_codec.nemo"
     # The released checkpoint's voices by name, so clients written for it work unchanged.
     voices = ",".join(RELEASED_VOICES)
@@ -104,7 +82,7 @@ def _tts(argv, port_, after, profile, python, models) -> Service:
         (*argv, "--device", "cpu", "--model", str(model), "--codec", str(codec)),
         port_,
         after,
-        prepare=(python, "-m", "tests.models.tiny_tts", str(folder), "--voices", voices),
+        prepare=(python, "-m", "tiny_models.tts", str(folder), "--voices", voices),
         creates=model,
     )
 

@@ -186,7 +186,7 @@ async def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="asr-bench-"))
     if args.model is None:
-        from tests.models.tiny_asr import build
+        from tiny_models.asr import build
 
         args.model = str(build(work / "tiny_asr.nemo"))
     speech = speak(TEXT, silence_s=0.3)

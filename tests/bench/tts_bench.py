@@ -113,7 +113,7 @@ async def main() -> None:
 
     tiny = args.model is None
     if tiny:
-        from tests.models.tiny_tts import build
+        from tiny_models.tts import build
 
         args.model, args.codec = map(str, build(Path(tempfile.mkdtemp(prefix="tts-bench-"))))
     model = load_model(args.model, args.device, args.codec)

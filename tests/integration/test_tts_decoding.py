@@ -13,7 +13,7 @@ from services.tts.streaming import (
     codec_decoder,
     measure_context,
 )
-from tests.models.tiny_tts import EOS_BIAS, MAX_DECODER_STEPS, set_eos_bias
+from tiny_models.tts import EOS_BIAS, MAX_DECODER_STEPS, set_eos_bias
 from tests.tts_helpers import LONG_TEXT, nemo_codes
 
 CPU = torch.device("cpu")

@@ -3,7 +3,7 @@
 import pytest
 
 from services.tts.model import load_model, model_languages, voice_names
-from tests.models.tiny_tts import build
+from tiny_models.tts import build
 
 
 def test_voices_and_languages_come_from_the_checkpoint(tts_model):

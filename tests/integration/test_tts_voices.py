@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 from services.protocol import tts as proto
 from services.tts.model import RELEASED_VOICES, SPEAKER_TABLE, load_model, speaker_table
 from services.tts.server import Settings, TtsService
-from tests.models.tiny_tts import add_speaker_table
+from tiny_models.tts import add_speaker_table
 from tests.servers import served
 from tests.tts_helpers import speak
 
@@ -22,7 +22,7 @@ ENV_EXAMPLE_VOICE = dotenv_values(ROOT / ".env.example")["TTS_DEFAULT_VOICE"]
 
 @pytest.fixture(scope="module")
 def named_tts_path(tmp_path_factory, tts_model):
-    from tests.models.tiny_tts import build
+    from tiny_models.tts import build
 
     return build(tmp_path_factory.mktemp("named_tts"), voices=list(RELEASED_VOICES))[0]
 

@@ -4,7 +4,7 @@ LLM: "what is twelve times seven" must arrive as those words.
 
     uv run --no-sync python -m tests.models.train_tiny_asr [--steps N] [--out PATH]
 
-Same class and layout as tests/models/tiny_asr.py (built from its config, a little wider), trained
+Same class and layout as tiny_models/asr.py (built from its config, a little wider), trained
 with NeMo's own RNNT loss, first at the widest att_context_size alone, then at all of them at random
 (NeMo's multi-lookahead training), so every latency mode recognises the phrases: a tiny model
 trained on all of them from the start never learns to tell the phrases apart. The audio is what
@@ -12,7 +12,7 @@ the bot hears through a browser: any level, seconds of silence before and after,
 and half of it through an Opus round trip as WebRTC carries it.
 Training ends with an error unless every phrase comes out exactly at every latency mode, spoken
 by the voices it trained on, and 95 % of them by voices it never heard (the committed model: 100 %
-and 99 %). The result is committed (tests/models/tiny_asr_trained.nemo, about
+and 99 %). The result is committed (tiny_models/asr_trained.nemo, about
 2 MB); tests never retrain.
 """
 
@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from settings import TINY_ASR
 from tests.audio import speak_with
-from tests.models.tiny_asr import model_config
+from tiny_models.asr import model_config
 
-OUT = Path(__file__).parent / "tiny_asr_trained.nemo"
-# What the end-to-end tests and the bench say; the scripted tiny LLM (tests/models/tiny_llm)
+OUT = TINY_ASR
+# What the end-to-end tests and the bench say; the scripted tiny LLM (tiny_models/llm)
 # answers them.
 PHRASES = [
     "hello there",

@@ -1,4 +1,4 @@
-"""Trains the tiny scripted LLM in tests/models/tiny_llm/ that the vLLM tests serve.
+"""Trains the tiny scripted LLM in tiny_models/llm/ that the vLLM tests serve.
 
 A ~1M-parameter Mistral (Llama's layers with sliding-window attention) and a byte-level BPE
 tokenizer built here, trained on CPU until greedy decoding reproduces every scripted reply exactly.
@@ -17,7 +17,7 @@ prompt, which makes it quick.
 The scripts cover what the tests type ("What is 12 times 7?") and what the trained tiny ASR
 (tests/models/train_tiny_asr.py) hears the end-to-end tests say ("what is twelve times seven").
 
-    uv run --no-sync python -m tests.models.train_tiny_llm [--out tests/models/tiny_llm]
+    uv run --no-sync python -m tests.models.train_tiny_llm [--out tiny_models/llm]
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from pathlib import Path
 
 from bots.llm import VOICE_SYSTEM_PROMPT
 from bots.tools import evaluate
+from settings import TINY_LLM
 
-MODEL_DIR = Path(__file__).resolve().parent / "tiny_llm"
+MODEL_DIR = TINY_LLM
 SEED = 1234
 WINDOW = 12
 LAYERS = 4

@@ -41,7 +41,7 @@ def test_cpu_test_serves_the_tiny_models_and_builds_them_first():
         *("--codec", f"{folder}/tiny_codec.nemo"),
     )
     assert tts.prepare == (
-        *(PY, "-m", "tests.models.tiny_tts", str(folder)),
+        *(PY, "-m", "tiny_models.tts", str(folder)),
         *("--voices", "john,sofia,aria,jason,leo"),
     )
     assert t["llm"].argv[-2:] == ("--profile", "cpu-test")

@@ -11,7 +11,7 @@ Two `.nemo` files, built from config here (the NeMo wheel ships no example YAML)
   `--voices` names: the names go into the .nemo's speaker table (services/tts/model.py), so a
   client can ask the tiny model for the released checkpoint's voices by name.
 
-    python -m tests.models.tiny_tts OUT_DIR [--voices john,sofia,aria,jason,leo]
+    python -m tiny_models.tts OUT_DIR [--voices john,sofia,aria,jason,leo]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Same class (`EncDecRNNTBPEModel`, or `EncDecRNNTBPEModelWithPrompt` for the mult
 with the real model's att_context_size list, a SentencePiece BPE tokenizer trained here. Only the
 widths and depth are small. The NeMo wheel ships no example YAML, so the config lives here.
 
-    python -m tests.models.tiny_asr OUT.nemo [--prompt]
+    python -m tiny_models.asr OUT.nemo [--prompt]
 """
 
 from __future__ import annotations
