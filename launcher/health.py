@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 import sys
 import time
 import urllib.error
@@ -15,15 +14,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from services.supervisor.state import read_state
-from services.supervisor.table import port
+from settings import ADDRESSES, port
 
-# The address a client (the bot, a user, a script) connects to.
-ADDRESSES = {
-    "asr": "ws://127.0.0.1:{port}/",
-    "tts": "ws://127.0.0.1:{port}/ws/tts/stream",
-    "llm": "http://127.0.0.1:{port}/v1",
-    "bot": "http://localhost:{port}",
-}
 # The bot has no /health: its page answering is what counts.
 HEALTH_PATHS = {"bot": "/"}
 DETAILS = ("model", "device", "sessions", "error")
@@ -78,28 +70,9 @@ def status_lines(names: Iterable[str], env: Mapping[str, str], run_dir: Path) ->
         if name == "llm" and status == "ready":
             body["model"] = _served_model(env)
         details = [f"{k} {body[k]}" for k in (*DETAILS, "pid", "restarts") if body.get(k)]
-        address = ADDRESSES[name].format(port=port(name, env))
+        address = ADDRESSES[name][1].format(port=port(name, env))
         lines.append(f"{name:<4} {status:<10} {address:<38} {', '.join(details)}".rstrip())
     return lines
-
-
-def pid_alive(pid: int) -> bool:
-    """False for a process that is gone or a zombie (an exited child not yet reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def container_running(container: str) -> bool:
-    result = subprocess.run(
-        ["docker", "inspect", "--format", "{{.State.Running}}", container],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip() == "true"
 
 
 def wait(

@@ -80,11 +80,11 @@ def cmd_commands(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_commands(services) -> None:
+def print_commands(services, out=sys.stdout) -> None:
     """One line per service; under the LLM, the vLLM command its own --dry-run prints."""
     for service in services:
         after = f"   (starts once healthy: {', '.join(service.after)})" if service.after else ""
-        print(f"{service.name}: {shlex.join(service.argv)}{after}")
+        print(f"{service.name}: {shlex.join(service.argv)}{after}", file=out, flush=True)
         if service.dry_run:
             # Run here with this interpreter; args.python may only exist in the container.
             result = subprocess.run(
@@ -97,7 +97,7 @@ def print_commands(services) -> None:
             lines = result.stdout.strip().splitlines() if result.returncode == 0 else []
             why = (result.stderr.strip().splitlines() or ["no output"])[-1]
             for line in lines or [f"({shlex.join(service.dry_run[2:])} failed: {why})"]:
-                print(f"  {line}")
+                print(f"  {line}", file=out, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 cpu-test` brings the services and the bot up on CPU, `status` shows them, `stop` leaves no
 process and no listening port behind, and a second `start` works."""
 
+import json
 import os
 import re
 import subprocess
@@ -35,7 +36,9 @@ def test_start_status_stop_then_start_again(tmp_path):
     for attempt in ("first", "second"):
         start = sh("start", "--no-docker", "--profile", "cpu-test", *left_out)
         assert start.returncode == 0, f"{attempt} start:\n{start.stderr}"
-        run_id = (tmp_path / "run" / "run-id").read_text().strip()
+        record = json.loads((tmp_path / "run" / "run.json").read_text())
+        run_id = record["run_id"]
+        assert record["mode"] == "local" and record["services"] == services
         assert processes_with("NEMOTRON_RUN_ID", run_id)
         assert f"Open http://localhost:{ports['bot']}" in start.stderr
 
@@ -53,4 +56,4 @@ def test_start_status_stop_then_start_again(tmp_path):
         assert stop.returncode == 0, stop.stderr
         assert processes_with("NEMOTRON_RUN_ID", run_id) == []
         assert [name for name, port in ports.items() if listening(port)] == []
-        assert not (tmp_path / "run" / "run-id").exists()
+        assert not (tmp_path / "run" / "run.json").exists()
