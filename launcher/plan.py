@@ -133,8 +133,9 @@ def has_buildx() -> bool:
     return result.returncode == 0
 
 
-def print_plan(options: Options, profile: str, places: Places, out=sys.stdout) -> None:
+def print_plan(options: Options, profile: str, places: Places, out=None) -> None:
     """The commands start would run, each as a shell would read it back."""
+    out = out or sys.stdout
     from services.supervisor.__main__ import print_commands
     from services.supervisor.table import build_table
 

@@ -80,8 +80,9 @@ def cmd_commands(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_commands(services, out=sys.stdout) -> None:
+def print_commands(services, out=None) -> None:
     """One line per service; under the LLM, the vLLM command its own --dry-run prints."""
+    out = out or sys.stdout
     for service in services:
         after = f"   (starts once healthy: {', '.join(service.after)})" if service.after else ""
         print(f"{service.name}: {shlex.join(service.argv)}{after}", file=out, flush=True)

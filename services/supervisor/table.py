@@ -63,9 +63,7 @@ def build_table(
 def _asr(argv, port_, after, profile, python, models) -> Service:
     if profile != "cpu-test":
         return Service("asr", (*argv, "--device", "cuda"), port_, after)
-    return Service(
-        "asr", (*argv, "--device", "cpu", "--model", str(TINY_ASR)), port_, after
-    )
+    return Service("asr", (*argv, "--device", "cpu", "--model", str(TINY_ASR)), port_, after)
 
 
 def _tts(argv, port_, after, profile, python, models) -> Service:

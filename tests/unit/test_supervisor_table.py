@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from services.supervisor.process import Backoff
-from services.supervisor.table import TRAINED_TINY_ASR, build_table
+from services.supervisor.table import build_table
+from settings import TINY_ASR
 
 PY = "python3"
 MODELS = Path("/models")
@@ -32,8 +33,8 @@ def test_cpu_test_serves_the_tiny_models_and_builds_them_first():
     builder's source (a changed builder builds anew), with the released checkpoint's voices."""
     t = table("cpu-test")
     asr, tts = t["asr"], t["tts"]
-    assert asr.argv[-4:] == ("--device", "cpu", "--model", str(TRAINED_TINY_ASR))
-    assert TRAINED_TINY_ASR.is_file() and not asr.prepare
+    assert asr.argv[-4:] == ("--device", "cpu", "--model", str(TINY_ASR))
+    assert TINY_ASR.is_file() and not asr.prepare
     folder = tts.creates.parent
     assert folder.parent == MODELS and folder.name.startswith("tiny_tts-")
     assert tts.argv[-6:] == (
