@@ -14,7 +14,6 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import load_dotenv
 from loguru import logger
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
@@ -33,6 +32,7 @@ from pipecat.services.llm_service import LLMService
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 from pipecat.workers.runner import WorkerRunner
 
+import settings
 from bots.config import BotConfig
 from bots.latency import TurnLatencyObserver, attach_latency_reporting
 from bots.llm import LLMConfig, NemotronLLMService, create_context
@@ -187,7 +187,7 @@ def main() -> None:
     from pipecat.runner.run import app
     from pipecat.runner.run import main as runner_main
 
-    load_dotenv()
+    settings.load_env()
     serve_client_page(app)
     parser = argparse.ArgumentParser(description="nemotron-voice bot (Pipecat runner)")
     parser.set_defaults(transport="webrtc")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+import settings
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
@@ -17,12 +19,11 @@ def _flag(name: str, default: bool) -> bool:
 
 @dataclass
 class BotConfig:
-    asr_url: str = field(default_factory=lambda: _env("ASR_URL", "ws://127.0.0.1:8080/"))
+    # The services' addresses: *_URL, else their ports on this machine (settings.py).
+    asr_url: str = field(default_factory=lambda: settings.address("asr"))
     asr_latency_ms: int = field(default_factory=lambda: int(_env("ASR_LATENCY_MS", "160")))
     asr_language: str = field(default_factory=lambda: _env("ASR_LANGUAGE", ""))
-    tts_url: str = field(
-        default_factory=lambda: _env("TTS_URL", "ws://127.0.0.1:8001/ws/tts/stream")
-    )
+    tts_url: str = field(default_factory=lambda: settings.address("tts"))
     tts_voice: str = field(default_factory=lambda: _env("TTS_VOICE", ""))
     tts_language: str = field(default_factory=lambda: _env("TTS_LANGUAGE", "en"))
     tts_preset: str = field(default_factory=lambda: _env("TTS_PRESET", "aggressive"))

@@ -15,11 +15,12 @@ from openai import APIConnectionError, APITimeoutError
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.nvidia.llm import NvidiaLLMService
 
+import settings
 from bots.tools import TOOLS
 
-DEFAULT_URL = "http://127.0.0.1:8000/v1"
+DEFAULT_URL = settings.ADDRESSES["llm"][1].format(port=settings.PORTS["llm"][1])
 # The name `services.llm` serves the model under, whatever checkpoint the profile picked.
-DEFAULT_SERVED_MODEL_NAME = "nemotron-3-nano"
+DEFAULT_SERVED_MODEL_NAME = settings.LLM_SERVED_MODEL_NAME
 
 VOICE_SYSTEM_PROMPT = (
     "You are a friendly voice assistant in a live spoken conversation. Everything you write is "
@@ -41,7 +42,7 @@ class LLMConfig:
     def from_env(cls) -> LLMConfig:
         env = os.environ.get
         return cls(
-            url=env("LLM_URL") or DEFAULT_URL,
+            url=settings.address("llm"),
             model=env("LLM_SERVED_MODEL_NAME") or DEFAULT_SERVED_MODEL_NAME,
             api_key=env("NEMOTRON_API_KEY") or None,
             system_prompt=env("LLM_SYSTEM_PROMPT") or VOICE_SYSTEM_PROMPT,

@@ -14,16 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import time
 from pathlib import Path
 
-from dotenv import load_dotenv
 from loguru import logger
 from tqdm import tqdm
 
+import settings
 from scripts.v2v_bench import machine, plot, report, utterances
 from scripts.v2v_bench.client import BotConnection
 from scripts.v2v_bench.conversation import converse
@@ -32,8 +31,6 @@ LATENCY_MODES = (80, 160, 560, 1120)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    env = os.environ.get
-    local = "http://127.0.0.1"
     parser = argparse.ArgumentParser(prog="nemotron.sh bench", description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20, help="turns per client (default 20)")
     parser.add_argument(
@@ -41,10 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=1, help="clients talking at once")
     parser.add_argument("--out", type=Path, default=Path("bench-out/v2v"), help="output folder")
-    parser.add_argument("--url", default=f"http://localhost:{env('BOT_PORT') or 7860}")
-    parser.add_argument("--asr-url", default=f"{local}:{env('ASR_PORT') or 8080}")
-    parser.add_argument("--tts-url", default=f"{local}:{env('TTS_PORT') or 8001}")
-    parser.add_argument("--llm-url", default=f"{local}:{env('LLM_PORT') or 8000}")
+    parser.add_argument("--url", default=f"http://localhost:{settings.port('bot')}")
+    for name in settings.SERVICES:
+        parser.add_argument(f"--{name}-url", default=settings.http_base(name))
     parser.add_argument(
         "--profile", default="", help="the profile the product runs (for the report)"
     )
@@ -129,7 +125,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def cli() -> None:
-    load_dotenv()
+    settings.load_env()
     args = parse_args()
     # Log lines go above the progress bar rather than through it.
     logger.remove()

@@ -13,8 +13,8 @@ from services.tts.streaming import (
     codec_decoder,
     measure_context,
 )
-from tiny_models.tts import EOS_BIAS, MAX_DECODER_STEPS, set_eos_bias
 from tests.tts_helpers import LONG_TEXT, nemo_codes
+from tiny_models.tts import EOS_BIAS, MAX_DECODER_STEPS, set_eos_bias
 
 CPU = torch.device("cpu")
 SHORT_TEXT = "Hello there, how are you doing today?"

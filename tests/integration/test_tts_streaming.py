@@ -15,8 +15,8 @@ import websockets
 from services.protocol import tts as proto
 from services.tts.decoder import Request
 from services.tts.streaming import PRESETS
-from tiny_models.tts import MAX_DECODER_STEPS, SAMPLES_PER_FRAME
 from tests.tts_helpers import LONG_TEXT, Spoken, read_stream, speak, text_message
+from tiny_models.tts import MAX_DECODER_STEPS, SAMPLES_PER_FRAME
 
 TEXT = "Hello there, how are you doing today?"
 UTTERANCE_SAMPLES = MAX_DECODER_STEPS * SAMPLES_PER_FRAME  # the tiny model never stops early

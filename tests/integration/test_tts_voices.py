@@ -12,9 +12,9 @@ from dotenv import dotenv_values
 from services.protocol import tts as proto
 from services.tts.model import RELEASED_VOICES, SPEAKER_TABLE, load_model, speaker_table
 from services.tts.server import Settings, TtsService
-from tiny_models.tts import add_speaker_table
 from tests.servers import served
 from tests.tts_helpers import speak
+from tiny_models.tts import add_speaker_table
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE_VOICE = dotenv_values(ROOT / ".env.example")["TTS_DEFAULT_VOICE"]

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestServer
 
 from services.protocol import tts as proto
 from services.tts.server import Settings, TtsService
-from tiny_models.tts import MAX_DECODER_STEPS, SAMPLES_PER_FRAME
 from tests.tts_helpers import LONG_TEXT, Spoken, read_stream, speak, text_message
+from tiny_models.tts import MAX_DECODER_STEPS, SAMPLES_PER_FRAME
 
 TEXT = "Hello there, how are you doing today?"
 UTTERANCE_SAMPLES = MAX_DECODER_STEPS * SAMPLES_PER_FRAME

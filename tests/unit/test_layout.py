@@ -1,5 +1,5 @@
 """The layout rules of docs/architecture.md: bots/ never imports torch or NeMo; services/ never
-imports Pipecat."""
+imports Pipecat; nothing the product runs imports tests/."""
 
 import ast
 from pathlib import Path
@@ -30,3 +30,21 @@ def test_forbidden_imports(folder, forbidden):
         for p in (ROOT / folder).rglob("*.py")
     }
     assert not {k: v for k, v in offenders.items() if v}
+
+
+# What the product runs: cpu-test's tiny models are product code (tiny_models/), not tests'.
+PRODUCT = ("services", "bots", "launcher", "tiny_models", "scripts", "settings.py")
+
+
+@pytest.mark.parametrize("part", PRODUCT)
+def test_the_product_never_imports_the_tests(part):
+    files = [ROOT / part] if part.endswith(".py") else sorted((ROOT / part).rglob("*.py"))
+    assert files
+    offenders = [str(p.relative_to(ROOT)) for p in files if "tests" in _imported_top_modules(p)]
+    assert offenders == []
+
+
+def test_the_rule_sees_an_import_of_the_tests(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("from tests.models.train_tiny_llm import SKY\nimport tests.audio\n")
+    assert _imported_top_modules(sample) == {"tests"}
