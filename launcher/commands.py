@@ -241,7 +241,8 @@ def follow(record: RunRecord, places: Places) -> int:
     logs = [places.logs / name for name in ("supervisor.log", "bot.log")]
     if record.container:
         readers.append(["docker", "logs", "--tail", "0", "--follow", record.container])
-        logs = logs[1:] if "bot" in record.services else []
+        logs = logs[1:]
+    logs = [log_file for log_file in logs if log_file.exists()]
     if logs:
         readers.append(["tail", "-n", "0", "-F", *map(str, logs)])
     procs = [subprocess.Popen(argv) for argv in readers]

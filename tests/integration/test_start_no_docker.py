@@ -8,8 +8,9 @@ import re
 import subprocess
 from pathlib import Path
 
+from launcher.record import owned_pids
 from tests.llm_helpers import vllm_missing
-from tests.process_helpers import free_port, listening, processes_with
+from tests.process_helpers import free_port, listening
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ def test_start_status_stop_then_start_again(tmp_path):
         record = json.loads((tmp_path / "run" / "run.json").read_text())
         run_id = record["run_id"]
         assert record["mode"] == "local" and record["services"] == services
-        assert processes_with("NEMOTRON_RUN_ID", run_id)
+        assert owned_pids(run_id)
         assert f"Open http://localhost:{ports['bot']}" in start.stderr
 
         status = sh("status")
@@ -54,6 +55,6 @@ def test_start_status_stop_then_start_again(tmp_path):
 
         stop = sh("stop")
         assert stop.returncode == 0, stop.stderr
-        assert processes_with("NEMOTRON_RUN_ID", run_id) == []
+        assert owned_pids(run_id) == []
         assert [name for name, port in ports.items() if listening(port)] == []
         assert not (tmp_path / "run" / "run.json").exists()

@@ -15,9 +15,10 @@ from pathlib import Path
 import aiohttp
 from loguru import logger
 
+from launcher.record import pid_alive
 from services.supervisor.supervisor import Supervisor
 from services.supervisor.table import Service
-from tests.process_helpers import free_port, listening, pid_alive
+from tests.process_helpers import free_port, listening
 
 ROOT = Path(__file__).resolve().parents[2]
 # A guard against a hang, not a speed limit: loading NeMo takes long on a small CPU.

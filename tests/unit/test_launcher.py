@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -419,3 +420,19 @@ def test_the_script_hands_every_command_but_test_to_the_launcher(tmp_path):
     assert dry.returncode == 0, dry.stderr
     assert plan_lines(dry.stdout)["bot"] == f"{ROOT}/.venv/bin/python -m bots.bot --port 7860"
     assert len(SCRIPT.read_text().splitlines()) < 150
+
+
+def test_a_start_interrupted_by_sigterm_stops_what_it_started(machine, places, monkeypatch):
+    machine(None)
+    started = []
+
+    def start_local(options, record, places_):
+        started.append(sleeper(places_, record.run_id))
+        os.kill(os.getpid(), signal.SIGTERM)  # as a user's Ctrl-C or a service manager's stop
+        time.sleep(5)
+
+    monkeypatch.setattr(commands, "start_local", start_local)
+    assert commands.start(Options(profile="cpu-test"), places) == 130
+    assert started and not pid_alive(started[0])
+    assert RunRecord.read(places.run_dir) is None
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
