@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--model", help="a hub name or a local directory instead of the profile's")
     parser.add_argument("--host", help="default 127.0.0.1 (LLM_HOST)")
-    parser.add_argument("--port", type=int, help="default 8000 (LLM_PORT)")
+    parser.add_argument("--port", type=int, help="default: LLM_PORT, else 8000")
     parser.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
     parser.add_argument("vllm_args", nargs="*", help="more vLLM flags, after --")
     return parser.parse_args(argv)

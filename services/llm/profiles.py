@@ -96,7 +96,7 @@ class Launch:
     profile: Profile
     model: str
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = settings.PORTS["llm"][1]
     served_model_name: str = SERVED_MODEL_NAME
     api_key: str | None = None
     max_model_len: int = 0
@@ -156,7 +156,7 @@ def resolve(
         profile=p,
         model=pick("model", p.precisions[precision]),
         host=pick("host", "127.0.0.1"),
-        port=pick("port", 8000, int),
+        port=settings.port("llm", env),
         served_model_name=pick("served_model_name", SERVED_MODEL_NAME),
         api_key=env.get("NEMOTRON_API_KEY") or None,
         max_model_len=pick("max_model_len", p.max_model_len, int),
