@@ -145,3 +145,5 @@ def main(argv: list[str]) -> int:
         if str(e):
             error(str(e))
         return e.code
+    except KeyboardInterrupt:  # Ctrl-C while following logs, or while waiting on a command
+        return 130
