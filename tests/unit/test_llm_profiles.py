@@ -161,7 +161,7 @@ def test_the_precision_and_the_command_line_override_the_environment():
 
 
 def test_a_bad_override_names_the_setting():
-    with pytest.raises(ProfileError, match="LLM_PORT must be a port number.*'eighty'"):
+    with pytest.raises(ProfileError, match=r"LLM_PORT must be a port number.*'eighty'"):
         command("generic", env={"LLM_PORT": "eighty"})
     with pytest.raises(ProfileError, match="LLM_PREFIX_CACHING"):
         command("generic", env={"LLM_PREFIX_CACHING": "maybe"})
