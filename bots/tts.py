@@ -1,4 +1,4 @@
-"""Pipecat TTS service for our streaming Magpie TTS service (protocol: services/protocol/tts.py).
+"""Pipecat TTS service for our streaming Magpie TTS service (protocol: protocol/tts.py).
 
 Sentences go out as Pipecat's sentence aggregator completes them, so the first sentence is
 synthesized while the LLM still writes the rest. Each sentence's request returns once the server
@@ -11,7 +11,6 @@ flight is dropped until the server acknowledges with `cancelled`.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import AsyncGenerator
 
@@ -21,8 +20,8 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import WebsocketTTSService
 
 from bots.service_connection import RECONNECT_BACKOFF, ServiceConnection
-from services.protocol import tts as proto
-from services.protocol.auth import bearer_header
+from protocol import tts as proto
+from protocol.auth import bearer_header
 
 # Magpie's codec runs at 22050 Hz; the server labels every stream with its real rate.
 MAGPIE_SAMPLE_RATE = 22050
@@ -69,35 +68,29 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
             return
         headers = bearer_header(self._api_key)
         websocket = await self._websocket_connect(self._url, additional_headers=headers)
-        init = {"type": "init", "default_mode": "stream"}
-        if self._voice:
-            init["voice"] = self._voice
-        if self._language:
-            init["language"] = self._language
-        await websocket.send(json.dumps(init))
+        init = proto.Init(voice=self._voice or None, language=self._language or None)
+        await websocket.send(init.to_json())
         self._websocket = websocket
         self._dropping_cancelled_audio = False
         self._release_segments()
         logger.info(f"{self}: connected to {self._url}")
         await self._call_event_handler("on_connected")
 
-    async def _send(self, message: dict) -> bool:
+    async def _send(self, message: proto.ClientMessage) -> bool:
         websocket = self._open_websocket()
         if websocket is None:
             return False
         try:
-            await websocket.send(json.dumps(message))
+            await websocket.send(message.to_json())
             return True
         except Exception as e:  # the receive loop notices the drop and reconnects
-            logger.debug(f"{self}: {message['type']} not sent: {e}")
+            logger.debug(f"{self}: {message.type} not sent: {e}")
             return False
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         generated = asyncio.get_running_loop().create_future()
         self._segments.append(generated)
-        sent = await self._send(
-            {"type": "text", "text": text, "mode": "stream", "preset": self._preset}
-        )
+        sent = await self._send(proto.Text(text, mode="stream", preset=self._preset))
         if not sent:
             self._segments.remove(generated)
             yield ErrorFrame(error=f"{self}: TTS service unavailable, could not speak: {text!r}")
@@ -117,11 +110,11 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
                 waiter.set_result(None)
 
     async def flush_audio(self, context_id: str | None = None):
-        await self._send({"type": "close"})
+        await self._send(proto.Close())
 
     async def on_audio_context_interrupted(self, context_id: str):
         await self.stop_all_metrics()
-        if await self._send({"type": "cancel"}):
+        if await self._send(proto.Cancel()):
             self._dropping_cancelled_audio = True
         await super().on_audio_context_interrupted(context_id)
 
@@ -133,26 +126,25 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
                 await self._on_audio(message)
                 continue
             msg = proto.parse_server_message(message)
-            kind = msg["type"]
-            if kind == "segment_complete":
+            if isinstance(msg, proto.SegmentComplete):
                 self._release_segments(1)
-            elif kind == "cancelled":
+            elif isinstance(msg, proto.Cancelled):
                 self._dropping_cancelled_audio = False
                 self._release_segments()
-            elif kind == "stream_created":
-                if msg.get("sample_rate") != self.sample_rate:
+            elif isinstance(msg, proto.StreamCreated):
+                if msg.sample_rate != self.sample_rate:
                     logger.error(
-                        f"{self}: the server streams {msg.get('sample_rate')} Hz audio,"
+                        f"{self}: the server streams {msg.sample_rate} Hz audio,"
                         f" this client plays it as {self.sample_rate} Hz"
                     )
-            elif kind == "done":
+            elif isinstance(msg, proto.Done):
                 self._release_segments()
                 await self._end_active_context()
-            elif kind == "error":
+            elif isinstance(msg, proto.Error):
                 # Our requests are sentences: an error answers the oldest one.
-                self._release_segments(None if msg.get("fatal") else 1)
-                await self.push_error(error_msg=f"TTS: {msg.get('message')} ({msg.get('code')})")
-                if msg.get("fatal"):
+                self._release_segments(None if msg.fatal else 1)
+                await self.push_error(error_msg=f"TTS: {msg.message} ({msg.code})")
+                if msg.fatal:
                     await self._end_active_context()
 
     async def _on_audio(self, audio: bytes):

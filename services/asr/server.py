@@ -11,13 +11,14 @@ import numpy as np
 from aiohttp import WSMsgType, web
 from loguru import logger
 
+from protocol import asr as proto
+from protocol.health import PATH as HEALTH_PATH
 from services.asr.engine import Engine, Stream
 from services.asr.metrics import AsrMetrics
 from services.asr.model import LatencyMode, load_model
 from services.common.audio import AudioDecodeError, decode_audio_file, pcm16_to_float
 from services.common.auth import api_key_middleware
 from services.common.http import Health, error_json, metrics_handler
-from services.protocol import asr as proto
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 WARMUP_SECONDS = 1.5
@@ -38,7 +39,7 @@ class AsrService:
     def __init__(self, settings: Settings, model=None):
         self.settings = settings
         self.metrics = AsrMetrics()
-        self.health = Health(self._health_details)
+        self.health = Health(self._health)
         self.engine: Engine | None = None
         self.sessions = 0
         self._model = model
@@ -77,12 +78,16 @@ class AsrService:
         for mode in engine.modes.values():
             await _transcribe(engine, mode, default_language(engine), noise.astype(np.float32))
 
-    def _health_details(self) -> dict:
-        details: dict = {"model": self.settings.model, "sessions": self.sessions}
-        if self.engine:
-            details["latency_modes"] = list(self.engine.modes)
-            details["languages"] = self.engine.languages
-        return details
+    def _health(self, status: str, error: str | None) -> proto.Health:
+        engine = self.engine
+        return proto.Health(
+            status=status,
+            error=error,
+            model=self.settings.model,
+            sessions=self.sessions,
+            latency_modes=list(engine.modes) if engine else None,
+            languages=engine.languages if engine else None,
+        )
 
     # --- the app -------------------------------------------------------------------------------
 
@@ -92,7 +97,7 @@ class AsrService:
             middlewares=[api_key_middleware(self.settings.api_key)],
         )
         app.router.add_get("/", self._websocket)
-        app.router.add_get("/health", self.health.handler)
+        app.router.add_get(HEALTH_PATH, self.health.handler)
         app.router.add_get("/metrics", metrics_handler(self.metrics.registry))
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         return app
@@ -202,7 +207,7 @@ class WebSocketSession:
         self.id = session_id
         self.mode = mode
         self.language = language
-        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.outbox: asyncio.Queue[proto.ServerMessage] = asyncio.Queue()
         self.turns: list[Stream] = []  # the current turn last; earlier ones are finishing
         self._new_turn()
 
@@ -221,13 +226,13 @@ class WebSocketSession:
     def _on_text(self, stream: Stream, text: str, final: bool) -> None:
         if final:
             self.turns.remove(stream)
-            self.outbox.put_nowait(proto.transcript(text, is_final=True, finalize=True))
+            self.outbox.put_nowait(proto.Transcript(text, is_final=True, finalize=True))
             logger.debug(f"{self.id}: final {text!r}")
         else:
-            self.outbox.put_nowait(proto.transcript(text, is_final=False))
+            self.outbox.put_nowait(proto.Transcript(text, is_final=False))
 
     def _on_error(self, stream: Stream, message: str) -> None:
-        self.outbox.put_nowait(proto.error(proto.ErrorCode.INTERNAL, message))
+        self.outbox.put_nowait(proto.Error(proto.ErrorCode.INTERNAL, message))
         was_current = stream is self.turn
         self.turns.remove(stream)
         if was_current:
@@ -237,7 +242,7 @@ class WebSocketSession:
         logger.info(f"{self.id}: connected ({self.mode.latency_ms} ms, language {self.language})")
         sender = asyncio.create_task(self._send_loop())
         self.outbox.put_nowait(
-            proto.ready(
+            proto.Ready(
                 session_id=self.id,
                 latency_ms=self.mode.latency_ms,
                 latency_modes=list(self.engine.modes),
@@ -267,13 +272,13 @@ class WebSocketSession:
             message = await self.outbox.get()
             if self.ws.closed:
                 return
-            await self.ws.send_str(message)
+            await self.ws.send_str(message.to_json())
 
     def _on_audio(self, data: bytes) -> None:
         try:
             proto.check_pcm_frame(data)
         except proto.ProtocolError as e:
-            self.outbox.put_nowait(proto.error(e.code, e.message))
+            self.outbox.put_nowait(proto.Error(e.code, e.message))
             return
         if data:
             self.turn.push(pcm16_to_float(data))
@@ -289,10 +294,10 @@ class WebSocketSession:
                 self._new_turn()
             else:
                 self.outbox.put_nowait(
-                    proto.transcript(self.turn.text, is_final=True, finalize=False)
+                    proto.Transcript(self.turn.text, is_final=True, finalize=False)
                 )
         except proto.ProtocolError as e:
-            self.outbox.put_nowait(proto.error(e.code, e.message))
+            self.outbox.put_nowait(proto.Error(e.code, e.message))
 
     def _configure(self, config: proto.Config) -> None:
         if self.turn.has_audio:
@@ -302,12 +307,12 @@ class WebSocketSession:
             )
         self.mode, self.language = self.service.resolve(config, (self.mode, self.language))
         self.turn.mode, self.turn.language = self.mode, self.language
-        self.outbox.put_nowait(proto.configured(self.mode.latency_ms, self.language))
+        self.outbox.put_nowait(proto.Configured(self.mode.latency_ms, self.language))
 
 
 async def _refuse(ws: web.WebSocketResponse, code: str, message: str, close_code: int):
     logger.warning(f"refused a connection: {message}")
-    await ws.send_str(proto.error(code, message))
+    await ws.send_str(proto.Error(code, message).to_json())
     await ws.close(code=close_code, message=message.encode()[:120])
     return ws
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from aiohttp import web
 from loguru import logger
 
+from protocol import health
+from protocol import tts as proto
 from services.common.audio import float_to_pcm16, pcm16_to_wav
 from services.common.auth import api_key_middleware
 from services.common.http import Health, error_json, metrics_handler
-from services.protocol import tts as proto
 from services.tts.decoder import Request, TextTooLong
 from services.tts.engine import Engine, Job
 from services.tts.metrics import TtsMetrics
@@ -47,7 +48,7 @@ class TtsService:
     def __init__(self, settings: Settings, model=None):
         self.settings = settings
         self.metrics = TtsMetrics()
-        self.health = Health(self._health_details)
+        self.health = Health(self._health)
         self.engine: Engine | None = None
         self.normalizer: TextNormalizer | None = None
         self.voices: list[str] = []
@@ -110,23 +111,26 @@ class TtsService:
                 preset=preset,
             )
 
-    def _health_details(self) -> dict:
-        details: dict = {"model": self.settings.model, "sessions": self.sessions}
-        if self.engine:
-            details.update(
-                sample_rate=self.engine.sample_rate,
-                voices=self.voices,
-                languages=self.languages,
-                normalization=self.normalizer.status if self.normalizer else {},
-            )
-        return details
+    def _health(self, status: str, error: str | None) -> proto.Health:
+        body = proto.Health(
+            status=status, error=error, model=self.settings.model, sessions=self.sessions
+        )
+        if self.engine is None:
+            return body
+        return replace(
+            body,
+            sample_rate=self.engine.sample_rate,
+            voices=self.voices,
+            languages=self.languages,
+            normalization=self.normalizer.status if self.normalizer else {},
+        )
 
     # --- shared by both endpoints --------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
         """Loaded and warmed: clients are served only then."""
-        return self.health.status == "ready"
+        return self.health.status == health.READY
 
     def resolve_voice(self, asked: str | None) -> Voice:
         """A voice by name (any case) or index."""
@@ -188,7 +192,7 @@ class TtsService:
         app.router.add_get(proto.PATH, self._websocket)
         app.router.add_post("/v1/audio/speech", self._speech)
         app.router.add_get(proto.VOICES_PATH, self._voices)
-        app.router.add_get("/health", self.health.handler)
+        app.router.add_get(health.PATH, self.health.handler)
         app.router.add_get("/metrics", metrics_handler(self.metrics.registry))
         return app
 
@@ -233,7 +237,7 @@ class TtsService:
             sample_rate=self.engine.sample_rate,
             normalization=self.normalizer.status if self.normalizer else {},
         )
-        return web.json_response(voices.to_json())
+        return web.json_response(text=voices.to_json())
 
     async def _speech(self, request: web.Request) -> web.Response:
         """OpenAI's `audio.speech.create`: `input`, `voice`, `response_format` wav|pcm; `speed` is
@@ -290,7 +294,7 @@ class TtsService:
 
 async def _refuse(ws: web.WebSocketResponse, code: str, message: str) -> web.WebSocketResponse:
     logger.warning(f"refused a connection: {message}")
-    await ws.send_str(proto.error(code, message, fatal=True))
+    await ws.send_str(proto.Error(code, message, fatal=True).to_json())
     await ws.close(code=proto.CloseCode.TRY_AGAIN_LATER, message=message.encode()[:120])
     return ws
 

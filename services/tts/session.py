@@ -14,8 +14,8 @@ import numpy as np
 from aiohttp import WSMsgType, web
 from loguru import logger
 
+from protocol import tts as proto
 from services.common.audio import float_to_pcm16
-from services.protocol import tts as proto
 from services.tts.decoder import Request, TextTooLong
 from services.tts.engine import Job
 from services.tts.model import Voice
@@ -53,17 +53,17 @@ class Outbox:
     """Messages to the client in order; a dropped stream's unsent audio can be taken back."""
 
     def __init__(self) -> None:
-        self._items: deque[tuple[str | None, str | bytes]] = deque()
+        self._items: deque[tuple[str | None, proto.ServerMessage | bytes]] = deque()
         self._ready = asyncio.Event()
 
-    def put(self, message: str | bytes, stream_id: str | None = None) -> None:
+    def put(self, message: proto.ServerMessage | bytes, stream_id: str | None = None) -> None:
         self._items.append((stream_id, message))
         self._ready.set()
 
     def drop(self, stream_id: str) -> None:
         self._items = deque(item for item in self._items if item[0] != stream_id)
 
-    async def get(self) -> str | bytes:
+    async def get(self) -> proto.ServerMessage | bytes:
         while not self._items:
             self._ready.clear()
             await self._ready.wait()
@@ -117,10 +117,10 @@ class WebSocketSession:
             if isinstance(message, bytes):
                 await self.ws.send_bytes(message)
             else:
-                await self.ws.send_str(message)
+                await self.ws.send_str(message.to_json())
 
     def _error(self, code: str, message: str) -> None:
-        self.outbox.put(proto.error(code, message))
+        self.outbox.put(proto.Error(code, message))
 
     async def _on_message(self, raw: str) -> None:
         try:
@@ -134,7 +134,7 @@ class WebSocketSession:
             elif isinstance(message, proto.Cancel):
                 await self._cancel()
             else:
-                self.outbox.put(proto.pong())
+                self.outbox.put(proto.Pong())
         except proto.ProtocolError as e:
             self._error(e.code, e.message)
 
@@ -166,7 +166,7 @@ class WebSocketSession:
         if self.config is None:
             raise proto.ProtocolError(proto.ErrorCode.NO_STREAM, "send init before close")
         if self.stream is None:
-            self.outbox.put(proto.done(0.0, 0))
+            self.outbox.put(proto.Done(0.0, 0))
             return
         self.stream.closing = True
         if self.stream.idle:
@@ -176,7 +176,7 @@ class WebSocketSession:
         stream = self.stream
         if stream:
             await self._drop(stream)
-        self.outbox.put(proto.cancelled(stream.id if stream else None))
+        self.outbox.put(proto.Cancelled(stream.id if stream else None))
 
     # --- streams and their segments ------------------------------------------------------------
 
@@ -186,7 +186,7 @@ class WebSocketSession:
         stream = Stream(f"{self.id}-{next(self._stream_ids)}", voice, language, mode)
         self.stream = stream
         self.outbox.put(
-            proto.stream_created(
+            proto.StreamCreated(
                 stream.id,
                 self.engine.sample_rate,
                 voice=voice.name,
@@ -209,7 +209,7 @@ class WebSocketSession:
         self.outbox.drop(stream.id)
 
     def _finish(self, stream: Stream) -> None:
-        self.outbox.put(proto.done(stream.audio_ms, stream.segments))
+        self.outbox.put(proto.Done(stream.audio_ms, stream.segments))
         if self.stream is stream:
             self.stream = None
 
@@ -273,7 +273,7 @@ class _Segment:
         stream.segments += 1
         stream.audio_ms += audio_ms
         stream.job = None
-        self.session.outbox.put(proto.segment_complete(stream.segments, audio_ms), stream.id)
+        self.session.outbox.put(proto.SegmentComplete(stream.segments, audio_ms), stream.id)
         self.session._next_segment(stream)
 
     def on_error(self, job: Job, error: Exception) -> None:

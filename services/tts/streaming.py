@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from services.protocol import tts as proto
+from protocol import tts as proto
 
 # Half a step of 16-bit PCM: an error below it does not change the rounded sample.
 JOIN_TOLERANCE = 0.5 / 32768

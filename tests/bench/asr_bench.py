@@ -32,6 +32,8 @@ import websockets
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from protocol import asr as proto  # noqa: E402
+from protocol.health import PATH as HEALTH_PATH  # noqa: E402
 from services.asr.engine import Engine, StepStats  # noqa: E402
 from services.asr.model import load_model  # noqa: E402
 from tests.audio import speak  # noqa: E402
@@ -103,7 +105,7 @@ async def wait_healthy(port: int) -> None:
     async with aiohttp.ClientSession() as client:
         for _ in range(1200):
             try:
-                async with client.get(f"http://127.0.0.1:{port}/health") as resp:
+                async with client.get(f"http://127.0.0.1:{port}{HEALTH_PATH}") as resp:
                     if resp.status == 200:
                         return
             except aiohttp.ClientError:
@@ -123,13 +125,13 @@ async def one_client(url: str, pcm: np.ndarray, start_delay: float) -> float:
             await ws.send(pcm[i : i + frame].tobytes())
             await asyncio.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
         sent = time.monotonic()
-        await ws.send(json.dumps({"type": "reset", "finalize": True}))
+        await ws.send(proto.Reset(finalize=True).to_json())
         async for raw in ws:
-            msg = json.loads(raw)
-            if msg["type"] == "transcript" and msg["is_final"]:
+            msg = proto.parse_server_message(raw)
+            if isinstance(msg, proto.Transcript) and msg.is_final:
                 return time.monotonic() - sent
-            if msg["type"] == "error":
-                raise RuntimeError(msg["message"])
+            if isinstance(msg, proto.Error):
+                raise RuntimeError(msg.message)
     raise RuntimeError("closed before the final transcript")
 
 

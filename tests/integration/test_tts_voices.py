@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from dotenv import dotenv_values
 
-from services.protocol import tts as proto
+from protocol import tts as proto
 from services.tts.model import RELEASED_VOICES, SPEAKER_TABLE, load_model, speaker_table
 from services.tts.server import Settings, TtsService
 from tests.models.tiny_tts import add_speaker_table
@@ -44,8 +44,8 @@ async def test_the_released_voice_names_are_spoken(named_server):
     by_index = await speak(url, "Hello there.", init={"voice": "2"}, seed=3)
     default = await speak(url, "Hello there.", seed=3)
     other = await speak(url, "Hello there.", init={"voice": "Leo"}, seed=3)
-    assert by_name.created["voice"] == by_index.created["voice"] == "aria"
-    assert default.created["voice"] == "aria" and other.created["voice"] == "leo"
+    assert by_name.created.voice == by_index.created.voice == "aria"
+    assert default.created.voice == "aria" and other.created.voice == "leo"
     assert np.array_equal(by_name.audio, by_index.audio)
     assert np.array_equal(by_name.audio, default.audio)
     assert not np.array_equal(by_name.audio, other.audio)

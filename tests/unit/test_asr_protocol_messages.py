@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from services.protocol import asr as proto
+from protocol import asr as proto
 
 
 def test_reset_defaults_to_finalize_and_accepts_end_alias():
@@ -46,12 +46,121 @@ def test_odd_pcm_frame_is_refused():
     assert err.value.code == proto.ErrorCode.BAD_AUDIO
 
 
-def test_server_messages_match_the_anchor_shapes():
-    """What an anchor-project client reads: `type`, `text`, `is_final` and `finalize`."""
-    assert json.loads(proto.ready(session_id="s1"))["type"] == "ready"
-    interim = json.loads(proto.transcript("hi", is_final=False))
-    assert interim == {"type": "transcript", "text": "hi", "is_final": False}
-    final = json.loads(proto.transcript("hi", is_final=True, finalize=True))
-    assert final == {"type": "transcript", "text": "hi", "is_final": True, "finalize": True}
-    error = json.loads(proto.error(proto.ErrorCode.BAD_AUDIO, "odd"))
-    assert error == {"type": "error", "code": "bad_audio", "message": "odd"}
+# Every message as the wire spells it: a renamed, added or dropped key fails here.
+CLIENT = [
+    (
+        proto.Config(latency_ms=560, language="en-US"),
+        {"type": "config", "latency_ms": 560, "language": "en-US"},
+    ),
+    (proto.Config(), {"type": "config"}),
+    (proto.Reset(), {"type": "reset", "finalize": True}),
+    (proto.Reset(finalize=False), {"type": "reset", "finalize": False}),
+]
+SERVER = [
+    (
+        proto.Ready(
+            session_id="s1",
+            latency_ms=160,
+            latency_modes=[80, 160],
+            language="auto",
+            languages=["de-DE", "en-US"],
+            model="m",
+        ),
+        {
+            "type": "ready",
+            "sample_rate": 16000,
+            "session_id": "s1",
+            "latency_ms": 160,
+            "latency_modes": [80, 160],
+            "language": "auto",
+            "languages": ["de-DE", "en-US"],
+            "model": "m",
+        },
+    ),
+    (
+        proto.Configured(latency_ms=1120, language=None),
+        {"type": "configured", "latency_ms": 1120, "language": None},
+    ),
+    # What an anchor-project client reads: `type`, `text`, `is_final` and `finalize`.
+    (
+        proto.Transcript("hi", is_final=False),
+        {"type": "transcript", "text": "hi", "is_final": False},
+    ),
+    (
+        proto.Transcript("hi", is_final=True, finalize=True),
+        {"type": "transcript", "text": "hi", "is_final": True, "finalize": True},
+    ),
+    (
+        proto.Transcript("hi", is_final=True, finalize=False),
+        {"type": "transcript", "text": "hi", "is_final": True, "finalize": False},
+    ),
+    (
+        proto.Error(proto.ErrorCode.BAD_AUDIO, "odd"),
+        {"type": "error", "code": "bad_audio", "message": "odd"},
+    ),
+]
+HEALTH = [
+    (
+        proto.Health("loading", model="m", sessions=0),
+        {"status": "loading", "model": "m", "sessions": 0},
+    ),
+    (
+        proto.Health("failed", model="m", sessions=0, error="no such file"),
+        {"status": "failed", "model": "m", "sessions": 0, "error": "no such file"},
+    ),
+    (  # an English-only model: `languages` is there, and null
+        proto.Health("ready", model="m", sessions=2, latency_modes=[80, 160], languages=None),
+        {
+            "status": "ready",
+            "model": "m",
+            "sessions": 2,
+            "latency_modes": [80, 160],
+            "languages": None,
+        },
+    ),
+    (
+        proto.Health("ready", model="m", sessions=0, latency_modes=[160], languages=["de-DE"]),
+        {
+            "status": "ready",
+            "model": "m",
+            "sessions": 0,
+            "latency_modes": [160],
+            "languages": ["de-DE"],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "spec"), CLIENT + SERVER + HEALTH)
+def test_messages_are_spelled_as_the_spec(message, spec):
+    assert json.loads(message.to_json()) == spec
+
+
+@pytest.mark.parametrize(("message", "spec"), CLIENT)
+def test_client_messages_round_trip(message, spec):
+    assert proto.parse_client_text(message.to_json()) == message
+
+
+@pytest.mark.parametrize(("message", "spec"), SERVER)
+def test_server_messages_round_trip(message, spec):
+    assert proto.parse_server_message(message.to_json()) == message
+
+
+@pytest.mark.parametrize(("message", "spec"), HEALTH)
+def test_health_round_trips(message, spec):
+    assert proto.Health.from_json(message.to_json()) == message
+
+
+def test_clients_ignore_what_they_do_not_know():
+    """A newer server may add keys, and message types: a client reads on."""
+    raw = '{"type": "transcript", "text": "hi", "is_final": false, "confidence": 0.9}'
+    assert proto.parse_server_message(raw) == proto.Transcript("hi", is_final=False)
+    assert proto.parse_server_message('{"type": "speech_started", "at": 1.5}') is None
+
+
+@pytest.mark.parametrize(
+    "raw", ['{"no": "type"}', "not json", "[1]", '{"type": "transcript", "text": "no is_final"}']
+)
+def test_a_frame_that_is_no_server_message_is_an_error(raw):
+    with pytest.raises(ValueError):
+        proto.parse_server_message(raw)

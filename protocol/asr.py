@@ -1,4 +1,5 @@
-"""Wire protocol of the streaming ASR service (WebSocket `/`), imported by the server and the bot.
+"""Wire protocol of the streaming ASR service (WebSocket `/`, and its `/health` body), imported by
+the server and its clients: every message is a frozen dataclass with `to_json()`.
 
 A superset of the `pipecat-ai/nemotron-january-2026` protocol: a client written for that server
 waits for `ready`, sends PCM, sends `{"type": "reset", "finalize": true}` and reads transcripts.
@@ -8,7 +9,8 @@ client -> server
   {"type": "config", "latency_ms": 160, "language": "en-US"}   optional; before audio of a turn
   {"type": "reset", "finalize": true|false}                    ("end" is accepted as an alias)
 server -> client
-  {"type": "ready", "session_id", "sample_rate", "latency_ms", "latency_modes", "language", ...}
+  {"type": "ready", "sample_rate", "session_id", "latency_ms", "latency_modes", "language",
+   "languages", "model"}                                      languages: null if English only
   {"type": "configured", "latency_ms", "language"}             reply to a valid config
   {"type": "transcript", "text", "is_final": false}            interim, cumulative for the turn
   {"type": "transcript", "text", "is_final": true, "finalize": true}   after a hard reset
@@ -18,9 +20,13 @@ server -> client
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from protocol import health
+from protocol.common import OMIT_NONE, Message, ProtocolError, json_object, parse_typed
+from protocol.common import CloseCode as CloseCode  # re-exported: the server closes with these
+from protocol.common import ErrorCode as CommonErrorCode
 
 SAMPLE_RATE = 16000
 SAMPLE_WIDTH = 2  # bytes per s16le sample
@@ -31,42 +37,24 @@ QUERY_LATENCY = "latency_ms"
 QUERY_LANGUAGE = "language"
 
 
-class ErrorCode:
+class ErrorCode(CommonErrorCode):
     BAD_AUDIO = "bad_audio"
-    BAD_JSON = "bad_json"
-    BAD_MESSAGE = "bad_message"
-    UNKNOWN_TYPE = "unknown_type"
     BAD_CONFIG = "bad_config"
-    TOO_MANY_SESSIONS = "too_many_sessions"
-    NOT_READY = "not_ready"
-    INTERNAL = "internal"
 
 
-class CloseCode:
-    """WebSocket close codes the server uses (RFC 6455)."""
-
-    POLICY = 1008  # bad configuration in the URL
-    TOO_BIG = 1009  # a frame above MAX_FRAME_BYTES
-    TRY_AGAIN_LATER = 1013  # too many sessions, or the model is still loading
-
-
-class ProtocolError(ValueError):
-    """A client message that breaks the protocol; carries the error code to send back."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+# --- client -> server ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Config:
-    latency_ms: int | None = None
-    language: str | None = None
+class Config(Message):
+    type = "config"
+    latency_ms: int | None = field(default=None, metadata=OMIT_NONE)
+    language: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)
-class Reset:
+class Reset(Message):
+    type = "reset"
     finalize: bool = True
 
 
@@ -75,12 +63,7 @@ ClientMessage = Config | Reset
 
 def parse_client_text(raw: str) -> ClientMessage:
     """Parses one text frame from a client, or raises ProtocolError."""
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ProtocolError(ErrorCode.BAD_JSON, f"text frames must be JSON objects: {e}") from e
-    if not isinstance(data, dict):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "text frames must be JSON objects")
+    data = json_object(raw)
     kind = data.get("type")
     if kind in ("reset", "end"):
         finalize = data.get("finalize", True)
@@ -131,28 +114,66 @@ def check_pcm_frame(data: bytes) -> None:
         )
 
 
-def ready(**fields: Any) -> str:
-    return json.dumps({"type": "ready", "sample_rate": SAMPLE_RATE, **fields})
+# --- server -> client ----------------------------------------------------------------------------
 
 
-def configured(latency_ms: int, language: str | None) -> str:
-    return json.dumps({"type": "configured", "latency_ms": latency_ms, "language": language})
+@dataclass(frozen=True)
+class Ready(Message):
+    """The first message of a session: the audio format and the settings of its first turn."""
+
+    type = "ready"
+    sample_rate: int = SAMPLE_RATE
+    session_id: str | None = None
+    latency_ms: int | None = None
+    latency_modes: list[int] = field(default_factory=list)
+    language: str | None = None  # "auto" for multilingual models, None for English-only ones
+    languages: list[str] | None = None  # None: English only
+    model: str | None = None
 
 
-def transcript(text: str, *, is_final: bool, finalize: bool | None = None) -> str:
-    msg: dict[str, Any] = {"type": "transcript", "text": text, "is_final": is_final}
-    if finalize is not None:
-        msg["finalize"] = finalize
-    return json.dumps(msg)
+@dataclass(frozen=True)
+class Configured(Message):
+    type = "configured"
+    latency_ms: int
+    language: str | None
 
 
-def error(code: str, message: str) -> str:
-    return json.dumps({"type": "error", "code": code, "message": message})
+@dataclass(frozen=True)
+class Transcript(Message):
+    """The text of the current turn so far (cumulative); `is_final` once the turn ended.
+    `finalize` says which reset ended it, and is absent from interim transcripts."""
+
+    type = "transcript"
+    text: str
+    is_final: bool
+    finalize: bool | None = field(default=None, metadata=OMIT_NONE)
 
 
-def parse_server_message(raw: str) -> dict[str, Any]:
-    """Used by clients (the bot, tests): a server text frame as a dict with a `type`."""
-    data = json.loads(raw)
-    if not isinstance(data, dict) or "type" not in data:
-        raise ValueError(f"not an ASR server message: {raw[:200]!r}")
-    return data
+@dataclass(frozen=True)
+class Error(Message):
+    type = "error"
+    code: str
+    message: str
+
+
+ServerMessage = Ready | Configured | Transcript | Error
+
+
+def parse_server_message(raw: str | bytes) -> ServerMessage | None:
+    """Used by clients (the bot, tests): a server text frame as its message; None for a type this
+    client does not know. ValueError for a frame that is no message."""
+    return parse_typed(raw, (Ready, Configured, Transcript, Error))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Health(health.Health):
+    """The ASR's `/health`: with the model's latency modes and languages once it is loaded."""
+
+    latency_modes: list[int] | None = None
+    languages: list[str] | None = None  # None: English only
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.latency_modes is None:  # still loading: the model's details are not known yet
+            del data["latency_modes"], data["languages"]
+        return data
