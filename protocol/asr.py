@@ -47,6 +47,8 @@ class ErrorCode(CommonErrorCode):
 
 @dataclass(frozen=True)
 class Config(Message):
+    """Settings for the next turn, sent before its audio; a field left out keeps its value."""
+
     type = "config"
     latency_ms: int | None = field(default=None, metadata=OMIT_NONE)
     language: str | None = field(default=None, metadata=OMIT_NONE)
@@ -54,6 +56,9 @@ class Config(Message):
 
 @dataclass(frozen=True)
 class Reset(Message):
+    """Ends the turn. finalize: its final transcript, then the next turn starts clean; without,
+    only the text so far (`transcript` with `finalize: false`) and the turn goes on."""
+
     type = "reset"
     finalize: bool = True
 

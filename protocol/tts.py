@@ -63,6 +63,9 @@ class ErrorCode(CommonErrorCode):
 
 @dataclass(frozen=True)
 class Init(Message):
+    """Opens a stream with this voice and language (the service's defaults where left out);
+    a stream still speaking is dropped."""
+
     type = "init"
     voice: str | None = field(default=None, metadata=OMIT_NONE)
     language: str | None = field(default=None, metadata=OMIT_NONE)
@@ -71,6 +74,8 @@ class Init(Message):
 
 @dataclass(frozen=True)
 class Text(Message):
+    """One segment of the stream's text, spoken after the segments before it."""
+
     type = "text"
     text: str
     mode: str | None = field(default=None, metadata=OMIT_NONE)  # None: the stream's default_mode
