@@ -24,9 +24,8 @@ from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import WebsocketSTTService
 from pipecat.utils.time import time_now_iso8601
 
-from bots.service_connection import RECONNECT_BACKOFF, ServiceConnection
+from bots.service_connection import ServiceConnection
 from protocol import asr as proto
-from protocol.auth import bearer_header
 
 # The ASR answers within one model step of a reset (see services/asr); half a second is a
 # generous P99 for the turn strategy's fallback when no final transcript comes at all.
@@ -35,6 +34,9 @@ READY_TIMEOUT_SECONDS = 10.0
 
 
 class NemotronSTTService(ServiceConnection, WebsocketSTTService):
+    """`latency_ms` and `language` choose the session's mode and language (in the URL's query);
+    None leaves the service's default."""
+
     def __init__(
         self,
         *,
@@ -45,15 +47,14 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         ttfs_p99_latency: float = ASR_TTFS_P99_SECONDS,
         **kwargs,
     ):
+        query = {k: v for k, v in {"latency_ms": latency_ms, "language": language}.items() if v}
         super().__init__(
+            url=f"{url}?{urlencode(query)}" if query else url,
+            api_key=api_key,
             settings=STTSettings(model=None, language=language),
             ttfs_p99_latency=ttfs_p99_latency,
-            **RECONNECT_BACKOFF,
             **kwargs,
         )
-        query = {k: v for k, v in {"latency_ms": latency_ms, "language": language}.items() if v}
-        self._url = f"{url}?{urlencode(query)}" if query else url
-        self._api_key = api_key
         self._resampler = create_stream_resampler()
 
     def can_generate_metrics(self) -> bool:
@@ -64,8 +65,7 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         reconnect loop backs off and tries again."""
         if self._open_websocket():
             return
-        headers = bearer_header(self._api_key)
-        websocket = await self._websocket_connect(self._url, additional_headers=headers)
+        websocket = await self._dial()
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                 msg = proto.parse_server_message(await websocket.recv())

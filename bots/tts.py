@@ -19,9 +19,8 @@ from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame, TTSStoppe
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import WebsocketTTSService
 
-from bots.service_connection import RECONNECT_BACKOFF, ServiceConnection
+from bots.service_connection import ServiceConnection
 from protocol import tts as proto
-from protocol.auth import bearer_header
 
 # Magpie's codec runs at 22050 Hz; the server labels every stream with its real rate.
 MAGPIE_SAMPLE_RATE = 22050
@@ -30,6 +29,9 @@ SEGMENT_TIMEOUT_SECONDS = 60.0
 
 
 class NemotronTTSService(ServiceConnection, WebsocketTTSService):
+    """`voice` and `language` go in the stream's `init` (None: the service's default); `preset`
+    sets how soon each sentence's audio starts."""
+
     def __init__(
         self,
         *,
@@ -41,6 +43,8 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
         **kwargs,
     ):
         super().__init__(
+            url=url,
+            api_key=api_key,
             settings=TTSSettings(model=None, voice=voice, language=language),
             sample_rate=MAGPIE_SAMPLE_RATE,
             # Our audio carries no context id: hold later frames until a reply's audio ends.
@@ -48,14 +52,10 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
             push_start_frame=True,
             push_stop_frames=False,
             append_trailing_space=True,
-            **RECONNECT_BACKOFF,
             **kwargs,
         )
-        self._url = url
-        self._voice = voice
-        self._language = language
+        self._init = proto.Init(voice=voice or None, language=language or None)
         self._preset = preset
-        self._api_key = api_key
         self._dropping_cancelled_audio = False
         # One future per sentence sent, resolved in order by the server's segment_complete.
         self._segments: deque[asyncio.Future] = deque()
@@ -66,10 +66,8 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
     async def _connect_websocket(self):
         if self._open_websocket():
             return
-        headers = bearer_header(self._api_key)
-        websocket = await self._websocket_connect(self._url, additional_headers=headers)
-        init = proto.Init(voice=self._voice or None, language=self._language or None)
-        await websocket.send(init.to_json())
+        websocket = await self._dial()
+        await websocket.send(self._init.to_json())
         self._websocket = websocket
         self._dropping_cancelled_audio = False
         self._release_segments()
