@@ -8,7 +8,6 @@ import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 from aiohttp import WSMsgType, web
@@ -16,13 +15,13 @@ from loguru import logger
 
 from protocol import tts as proto
 from services.common.audio import float_to_pcm16
+from services.common.outbox import Outbox
 from services.tts.decoder import Request, TextTooLong
 from services.tts.engine import Job
+from services.tts.metrics import TtsMetrics
 from services.tts.model import Voice
+from services.tts.speech import Speech
 from services.tts.streaming import PRESETS
-
-if TYPE_CHECKING:
-    from services.tts.server import TtsService
 
 # Audio goes out in binary frames of at most this size (about 1.5 s), whatever the chunk.
 MAX_AUDIO_FRAME_BYTES = 64 * 1024
@@ -49,34 +48,15 @@ class Stream:
         return self.job is None and not self.starting and not self.pending
 
 
-class Outbox:
-    """Messages to the client in order; a dropped stream's unsent audio can be taken back."""
-
-    def __init__(self) -> None:
-        self._items: deque[tuple[str | None, proto.ServerMessage | bytes]] = deque()
-        self._ready = asyncio.Event()
-
-    def put(self, message: proto.ServerMessage | bytes, stream_id: str | None = None) -> None:
-        self._items.append((stream_id, message))
-        self._ready.set()
-
-    def drop(self, stream_id: str) -> None:
-        self._items = deque(item for item in self._items if item[0] != stream_id)
-
-    async def get(self) -> proto.ServerMessage | bytes:
-        while not self._items:
-            self._ready.clear()
-            await self._ready.wait()
-        return self._items.popleft()[1]
-
-
 class WebSocketSession:
     """One client connection: its voice settings, its current stream and the outbox."""
 
-    def __init__(self, service: TtsService, ws: web.WebSocketResponse, session_id: str):
-        assert service.engine
-        self.service = service
-        self.engine = service.engine
+    def __init__(
+        self, speech: Speech, metrics: TtsMetrics, ws: web.WebSocketResponse, session_id: str
+    ):
+        self.speech = speech
+        self.engine = speech.engine
+        self.metrics = metrics
         self.ws = ws
         self.id = session_id
         self.outbox = Outbox()
@@ -87,7 +67,7 @@ class WebSocketSession:
 
     async def run(self) -> None:
         logger.info(f"{self.id}: connected")
-        sender = asyncio.create_task(self._send_loop())
+        sender = asyncio.create_task(self.outbox.send_to(self.ws))
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -108,16 +88,6 @@ class WebSocketSession:
             sender.cancel()
             await asyncio.gather(sender, *self._tasks, return_exceptions=True)
             logger.info(f"{self.id}: disconnected (code {self.ws.close_code})")
-
-    async def _send_loop(self) -> None:
-        while True:
-            message = await self.outbox.get()
-            if self.ws.closed:
-                return
-            if isinstance(message, bytes):
-                await self.ws.send_bytes(message)
-            else:
-                await self.ws.send_str(message.to_json())
 
     def _error(self, code: str, message: str) -> None:
         self.outbox.put(proto.Error(code, message))
@@ -141,8 +111,8 @@ class WebSocketSession:
     # --- client messages -----------------------------------------------------------------------
 
     async def _init(self, message: proto.Init) -> None:
-        voice = self.service.resolve_voice(message.voice)
-        language = self.service.resolve_language(message.language)
+        voice = self.speech.resolve_voice(message.voice)
+        language = self.speech.resolve_language(message.language)
         if self.stream:
             await self._drop(self.stream)
         self.config = (voice, language, message.default_mode)
@@ -205,7 +175,7 @@ class WebSocketSession:
         if stream.job:
             await self.engine.cancel(stream.job)
             stream.job = None
-            self.service.metrics.cancelled.inc()
+            self.metrics.cancelled.inc()
         self.outbox.drop(stream.id)
 
     def _finish(self, stream: Stream) -> None:
@@ -226,16 +196,15 @@ class WebSocketSession:
         task.add_done_callback(self._tasks.discard)
 
     async def _start_segment(self, stream: Stream, message: proto.Text, arrived: float) -> None:
-        service = self.service
         try:
-            text = await service.normalizer.normalize(message.text, stream.language)
+            text = await self.speech.normalizer.normalize(message.text, stream.language)
         finally:
             stream.starting = False
         if stream.dropped:
             return
         mode = message.mode or stream.default_mode
         preset = PRESETS[message.preset or proto.DEFAULT_PRESET] if mode == "stream" else None
-        seed = service.next_seed() if message.seed is None else message.seed
+        seed = self.speech.next_seed() if message.seed is None else message.seed
         segment = _Segment(self, stream, mode, arrived)
         stream.job = self.engine.open(
             Request(text, stream.voice.speaker, stream.language, seed),
@@ -259,7 +228,7 @@ class _Segment:
 
     def on_audio(self, job: Job, chunk: np.ndarray) -> None:
         if self.samples == 0:
-            self.session.service.metrics.first_audio_seconds.labels(mode=self.mode).observe(
+            self.session.metrics.first_audio_seconds.labels(mode=self.mode).observe(
                 time.monotonic() - self.arrived
             )
         self.samples += len(chunk)

@@ -51,7 +51,7 @@ class CodecContext:
 Decode = Callable[[torch.Tensor], np.ndarray]  # codes (num_codebooks, n) -> float32 samples
 
 
-class AudioStream:
+class AudioChunker:
     """Collects one utterance's frames; `pop` returns the next chunk of audio once it is due.
 
     With `preset=None` (batch mode) the whole utterance is decoded at once when it ends.

@@ -91,7 +91,7 @@ async def test_cancel_stops_generation_within_one_step(tts_server):
     """The engine drops a cancelled utterance between steps: counted in decoder steps, it runs at
     most the one step that was under way, and never again while others keep going."""
     service, _, _ = tts_server
-    engine = service.engine
+    engine = service.speech.engine
     first_audio = asyncio.Event()
     other_done = asyncio.Event()
     delivered_after_cancel = []
@@ -144,7 +144,7 @@ async def test_cancel_over_the_protocol_stops_audio_and_steps(tts_server):
         steps = await decoder_steps(client, http)
         await asyncio.sleep(0.3)
         assert await decoder_steps(client, http) == steps
-        assert service.engine.active == 0
+        assert service.speech.engine.active == 0
         await ws.send(text_message(TEXT, seed=3))
         await ws.send(proto.Close().to_json())
         after = await read_stream(ws)
@@ -185,7 +185,7 @@ async def test_numbers_and_currency_are_spoken_as_words(tts_server):
     """With normalisation on, "$5 on Jan 3" and its words give the same audio for the same seed
     (and other words give other audio, so the comparison means something)."""
     service, url, _ = tts_server
-    assert service.normalizer.status["en"] == "on"
+    assert service.speech.normalizer.status["en"] == "on"
     written = await speak(url, "It costs $5 on Jan 3.", mode="batch", seed=8)
     words = await speak(url, "It costs five dollars on january third.", mode="batch", seed=8)
     other = await speak(url, "It costs some dollars on some day.", mode="batch", seed=8)

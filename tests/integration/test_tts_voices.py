@@ -39,7 +39,7 @@ async def named_server(named_tts_path):
 async def test_the_released_voice_names_are_spoken(named_server):
     service, url = named_server
     assert ENV_EXAMPLE_VOICE == "aria"
-    assert service.voices == list(RELEASED_VOICES) and service.default_voice == "aria"
+    assert service.speech.voices == list(RELEASED_VOICES) and service.speech.default_voice == "aria"
     by_name = await speak(url, "Hello there.", init={"voice": "aria"}, seed=3)
     by_index = await speak(url, "Hello there.", init={"voice": "2"}, seed=3)
     default = await speak(url, "Hello there.", seed=3)

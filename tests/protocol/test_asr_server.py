@@ -165,7 +165,7 @@ async def test_session_limit_and_dropped_connections_free_their_slot(
     turn = await transcribe_ws(url, speech["hello"])
     assert turn.final.text == offline_refs["hello", 160][1]
     await second.close()
-    assert service.engine.active_streams == 0
+    assert service.engine.active_turns == 0
 
 
 async def test_not_ready_until_the_model_is_loaded(make_server):

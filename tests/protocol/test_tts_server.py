@@ -147,7 +147,7 @@ async def test_cancel_drops_queued_segments_too(tts_server):
         assert spoken.complete == []
         await send(ws, type="ping")
         assert proto.parse_server_message(await ws.recv()) == proto.Pong(), "nothing of it follows"
-    assert service.engine.active == 0
+    assert service.speech.engine.active == 0
 
 
 @pytest.mark.parametrize(
@@ -254,10 +254,10 @@ async def test_a_client_vanishing_mid_utterance_frees_everything(make_server):
     first.transport.abort()
     spoken = await read_stream(other)
     for _ in range(100):
-        if service.sessions == 1 and service.engine.active == 0:
+        if service.sessions == 1 and service.speech.engine.active == 0:
             break
         await asyncio.sleep(0.02)
-    assert service.sessions == 1 and service.engine.active == 0
+    assert service.sessions == 1 and service.speech.engine.active == 0
     assert np.array_equal(spoken.audio, reference.audio)
     await other.close()
 
