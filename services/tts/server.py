@@ -65,7 +65,13 @@ class TtsService(ModelService[Settings, TtsMetrics]):
             normalizer = TextNormalizer(languages, s.tn_cache_dir)
             engine = Engine(model, s.device, context, on_step=self.metrics.on_step)
             self.speech = Speech(
-                engine, normalizer, voices, languages, default_voice, s.default_language
+                engine,
+                normalizer,
+                voices,
+                languages,
+                default_voice,
+                s.default_language,
+                self.metrics,
             )
             normalizer.log_status()
             await normalizer.warm(s.default_language)
@@ -122,7 +128,7 @@ class TtsService(ModelService[Settings, TtsMetrics]):
             return ws
         assert self.speech
         with self.session():
-            await WebSocketSession(self.speech, self.metrics, ws, self.next_session_id()).run()
+            await WebSocketSession(self.speech, ws, self.next_session_id()).run()
         return ws
 
     async def _voices(self, request: web.Request) -> web.Response:
@@ -172,9 +178,6 @@ class TtsService(ModelService[Settings, TtsMetrics]):
                 samples = await speech.synthesize(
                     text, voice, language, speech.next_seed() if seed is None else seed
                 )
-            except asyncio.CancelledError:
-                self.metrics.cancelled.inc()  # the speech request's client went away
-                raise
             except TextTooLong as e:
                 return error_json(str(e), 400)
             except Exception as e:

@@ -18,7 +18,6 @@ from services.common.audio import float_to_pcm16
 from services.common.outbox import Outbox
 from services.tts.decoder import Request, TextTooLong
 from services.tts.engine import Job
-from services.tts.metrics import TtsMetrics
 from services.tts.model import Voice
 from services.tts.speech import Speech
 from services.tts.streaming import PRESETS
@@ -51,12 +50,10 @@ class Stream:
 class WebSocketSession:
     """One client connection: its voice settings, its current stream and the outbox."""
 
-    def __init__(
-        self, speech: Speech, metrics: TtsMetrics, ws: web.WebSocketResponse, session_id: str
-    ):
+    def __init__(self, speech: Speech, ws: web.WebSocketResponse, session_id: str):
         self.speech = speech
         self.engine = speech.engine
-        self.metrics = metrics
+        self.metrics = speech.metrics
         self.ws = ws
         self.id = session_id
         self.outbox = Outbox()

@@ -1,6 +1,6 @@
 """The loaded TTS model as the WebSocket sessions and the speech endpoint use it: the engine, the
-text normaliser, the voices and languages it speaks, and a seed for each utterance that names
-none."""
+text normaliser, the voices and languages it speaks, a seed for each utterance that names none,
+and the metrics."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 from protocol import tts as proto
 from services.tts.decoder import Request
 from services.tts.engine import Engine, Job
+from services.tts.metrics import TtsMetrics
 from services.tts.model import Voice
 from services.tts.normalize import TextNormalizer
 from services.tts.streaming import Preset
@@ -50,6 +51,7 @@ class Speech:
     languages: list[str]
     default_voice: str
     default_language: str
+    metrics: TtsMetrics
     _seeds: Iterator[int] = field(default_factory=itertools.count, init=False)
 
     def resolve_voice(self, asked: str | None) -> Voice:
@@ -81,6 +83,9 @@ class Speech:
         )
         try:
             await done
+        except asyncio.CancelledError:
+            self.metrics.cancelled.inc()  # the speech request's client went away
+            raise
         finally:
             await self.engine.cancel(job)
         return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)

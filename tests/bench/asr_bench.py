@@ -60,12 +60,12 @@ class StepRecorder:
         self._loop.call_soon_threadsafe(self.stepped.set)
 
 
-async def feed(engine: Engine, streams, audio: np.ndarray, chunk: int, recorder) -> None:
-    """Pushes `audio` to every stream one chunk at a time, waiting for each step to end."""
+async def feed(engine: Engine, turns, audio: np.ndarray, chunk: int, recorder) -> None:
+    """Pushes `audio` to every turn one chunk at a time, waiting for each step to end."""
     for i in range(0, len(audio) - chunk + 1, chunk):
         recorder.stepped.clear()
-        for s in streams:
-            s.push(audio[i : i + chunk])
+        for t in turns:
+            t.push(audio[i : i + chunk])
         engine.wake()
         await recorder.stepped.wait()
 
@@ -74,10 +74,10 @@ async def flat_cost(engine: Engine, speech: np.ndarray, recorder: StepRecorder) 
     mode = engine.modes[LATENCY_MS]
     chunk = mode.chunk * 160
     audio = np.tile(speech, int(65 * 16000 / len(speech)) + 1)[: 62 * 16000]
-    stream = engine.open(mode, None, lambda *_: None, lambda *_: None)
+    turn = engine.open(mode, None, lambda *_: None, lambda *_: None)
     recorder.steps.clear()
-    await feed(engine, [stream], audio, chunk, recorder)
-    engine.close(stream)
+    await feed(engine, [turn], audio, chunk, recorder)
+    engine.close(turn)
     per_step = [s.seconds for s in recorder.steps]
     at = lambda t: statistics.median(per_step[int(t / mode.chunk_seconds) - 12 :][:25])  # noqa: E731
     early, late = at(5.0), at(60.0)
@@ -90,11 +90,11 @@ async def batching(engine: Engine, speech: np.ndarray, recorder: StepRecorder) -
     audio = np.tile(speech, 3)[: 8 * 16000]
     result = {}
     for n in (1, 16):
-        streams = [engine.open(mode, None, lambda *_: None, lambda *_: None) for _ in range(n)]
+        turns = [engine.open(mode, None, lambda *_: None, lambda *_: None) for _ in range(n)]
         recorder.steps.clear()
-        await feed(engine, streams, audio, chunk, recorder)
-        for s in streams:
-            engine.close(s)
+        await feed(engine, turns, audio, chunk, recorder)
+        for t in turns:
+            engine.close(t)
         steady = [s.seconds for s in recorder.steps[5:] if s.batch_size == n]
         result[f"step_ms_batch_{n}"] = statistics.median(steady) * 1e3
     result["ratio"] = result["step_ms_batch_16"] / result["step_ms_batch_1"]
