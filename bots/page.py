@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from loguru import logger
 
 from bots.config import BotConfig
-from services.protocol import tts
-from services.protocol.auth import bearer_header
+from protocol import asr, tts
+from protocol.auth import bearer_header
+from protocol.common import Message
+from protocol.health import PATH as HEALTH_PATH
 
 CLIENT_DIR = Path(__file__).parent / "client"
 FALLBACK_LATENCY_MODES = [80, 160, 560, 1120]
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
+M = TypeVar("M", bound=Message)
 
 
 def http_base(ws_url: str) -> str:
@@ -24,13 +28,15 @@ def http_base(ws_url: str) -> str:
     return f"{scheme}://{parts.netloc}"
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str, headers: dict) -> dict | None:
+async def _get(
+    session: aiohttp.ClientSession, url: str, headers: dict, answer: type[M]
+) -> M | None:
     try:
         async with session.get(url, headers=headers) as resp:
             resp.raise_for_status()
-            return await resp.json()
+            return answer.from_json(await resp.read())
     except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-        logger.warning(f"page options: {url} unreachable ({e})")
+        logger.warning(f"page options: {url} unreachable or unreadable ({e})")
         return None
 
 
@@ -38,14 +44,11 @@ async def page_options(config: BotConfig) -> dict:
     """Latency modes from the ASR service and voices from the TTS service, for the selectors."""
     headers = bearer_header(config.api_key)
     async with aiohttp.ClientSession(timeout=PROBE_TIMEOUT) as session:
-        health = await _get_json(session, f"{http_base(config.asr_url)}/health", headers)
-        answer = await _get_json(session, f"{http_base(config.tts_url)}{tts.VOICES_PATH}", headers)
-    modes = (health or {}).get("latency_modes") or FALLBACK_LATENCY_MODES
-    try:
-        voices = tts.Voices.from_json(answer) if answer else None
-    except ValueError as e:
-        logger.warning(f"page options: {e}")
-        voices = None
+        health = await _get(session, http_base(config.asr_url) + HEALTH_PATH, headers, asr.Health)
+        voices = await _get(
+            session, http_base(config.tts_url) + tts.VOICES_PATH, headers, tts.Voices
+        )
+    modes = (health.latency_modes if health else None) or FALLBACK_LATENCY_MODES
     # The bot's TTS_VOICE, else the one the TTS service speaks by default (TTS_DEFAULT_VOICE).
     default_voice = config.tts_voice or (voices.default_voice if voices else "")
     return {

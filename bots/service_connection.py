@@ -9,6 +9,8 @@ from loguru import logger
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from websockets.protocol import State
 
+from protocol.auth import bearer_header
+
 # A restarting service takes seconds (tiny models) to a minute (GPU models) to load: retry
 # quickly and for long enough, rather than Pipecat's default of three tries 4-10 s apart.
 RECONNECT_ATTEMPTS = 120
@@ -19,6 +21,17 @@ class ServiceConnection:
     """Mixed in before Pipecat's WebsocketSTTService or WebsocketTTSService."""
 
     _receive_task: asyncio.Task | None = None
+
+    def __init__(self, *, url: str, api_key: str | None, **kwargs):
+        super().__init__(**RECONNECT_BACKOFF, **kwargs)
+        self._url = url
+        self._api_key = api_key
+
+    async def _dial(self):
+        """A new connection to the service, with the token if there is one."""
+        return await self._websocket_connect(
+            self._url, additional_headers=bearer_header(self._api_key)
+        )
 
     async def setup(self, setup: FrameProcessorSetup):
         await super().setup(setup)

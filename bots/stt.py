@@ -1,4 +1,4 @@
-"""Pipecat STT service for our streaming ASR service (protocol: services/protocol/asr.py).
+"""Pipecat STT service for our streaming ASR service (protocol: protocol/asr.py).
 
 Audio goes out as it arrives. When VAD says the user stopped, the turn is finalized with
 `reset` + `request_finalize()`, and the final transcript is pushed through `confirm_finalize()`,
@@ -8,7 +8,6 @@ so the turn strategy ends the user turn the moment the text is in, with no fixed
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator
 from urllib.parse import urlencode
 
@@ -25,9 +24,8 @@ from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import WebsocketSTTService
 from pipecat.utils.time import time_now_iso8601
 
-from bots.service_connection import RECONNECT_BACKOFF, ServiceConnection
-from services.protocol import asr as proto
-from services.protocol.auth import bearer_header
+from bots.service_connection import ServiceConnection
+from protocol import asr as proto
 
 # The ASR answers within one model step of a reset (see services/asr); half a second is a
 # generous P99 for the turn strategy's fallback when no final transcript comes at all.
@@ -36,6 +34,9 @@ READY_TIMEOUT_SECONDS = 10.0
 
 
 class NemotronSTTService(ServiceConnection, WebsocketSTTService):
+    """`latency_ms` and `language` choose the session's mode and language (in the URL's query);
+    None leaves the service's default."""
+
     def __init__(
         self,
         *,
@@ -46,15 +47,14 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         ttfs_p99_latency: float = ASR_TTFS_P99_SECONDS,
         **kwargs,
     ):
+        query = {k: v for k, v in {"latency_ms": latency_ms, "language": language}.items() if v}
         super().__init__(
+            url=f"{url}?{urlencode(query)}" if query else url,
+            api_key=api_key,
             settings=STTSettings(model=None, language=language),
             ttfs_p99_latency=ttfs_p99_latency,
-            **RECONNECT_BACKOFF,
             **kwargs,
         )
-        query = {k: v for k, v in {"latency_ms": latency_ms, "language": language}.items() if v}
-        self._url = f"{url}?{urlencode(query)}" if query else url
-        self._api_key = api_key
         self._resampler = create_stream_resampler()
 
     def can_generate_metrics(self) -> bool:
@@ -65,19 +65,19 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         reconnect loop backs off and tries again."""
         if self._open_websocket():
             return
-        headers = bearer_header(self._api_key)
-        websocket = await self._websocket_connect(self._url, additional_headers=headers)
+        websocket = await self._dial()
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                 msg = proto.parse_server_message(await websocket.recv())
         except BaseException:
             await websocket.close()
             raise
-        if msg["type"] != "ready":
+        if not isinstance(msg, proto.Ready):
             await websocket.close()
-            raise ConnectionError(f"ASR service refused the session: {msg.get('message', msg)}")
+            why = msg.message if isinstance(msg, proto.Error) else msg
+            raise ConnectionError(f"ASR service refused the session: {why}")
         self._websocket = websocket
-        logger.info(f"{self}: connected ({msg.get('latency_ms')} ms mode, {msg.get('model')})")
+        logger.info(f"{self}: connected ({msg.latency_ms} ms mode, {msg.model})")
         await self._call_event_handler("on_connected")
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
@@ -101,7 +101,7 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         if not websocket:
             return
         try:
-            await websocket.send(json.dumps({"type": "reset", "finalize": True}))
+            await websocket.send(proto.Reset(finalize=True).to_json())
             self.request_finalize()
         except Exception as e:
             logger.debug(f"{self}: finalize not sent: {e}")
@@ -114,21 +114,20 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
             if isinstance(raw, bytes):
                 continue
             msg = proto.parse_server_message(raw)
-            kind = msg["type"]
-            if kind == "transcript":
+            if isinstance(msg, proto.Transcript):
                 await self._on_transcript(msg)
-            elif kind == "error":
-                await self.push_error(error_msg=f"ASR: {msg.get('message')} ({msg.get('code')})")
+            elif isinstance(msg, proto.Error):
+                await self.push_error(error_msg=f"ASR: {msg.message} ({msg.code})")
 
-    async def _on_transcript(self, msg: dict):
-        text = msg.get("text", "").strip()
-        if not msg.get("is_final"):
+    async def _on_transcript(self, msg: proto.Transcript):
+        text = msg.text.strip()
+        if not msg.is_final:
             if text:
                 await self.push_frame(
                     InterimTranscriptionFrame(text, self._user_id, time_now_iso8601(), result=msg)
                 )
             return
-        if not msg.get("finalize"):
+        if not msg.finalize:
             return  # a soft reset's report; we never ask for one
         self.confirm_finalize()
         if text:

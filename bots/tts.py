@@ -1,4 +1,4 @@
-"""Pipecat TTS service for our streaming Magpie TTS service (protocol: services/protocol/tts.py).
+"""Pipecat TTS service for our streaming Magpie TTS service (protocol: protocol/tts.py).
 
 Sentences go out as Pipecat's sentence aggregator completes them, so the first sentence is
 synthesized while the LLM still writes the rest. Each sentence's request returns once the server
@@ -11,7 +11,6 @@ flight is dropped until the server acknowledges with `cancelled`.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import AsyncGenerator
 
@@ -20,9 +19,8 @@ from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame, TTSStoppe
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import WebsocketTTSService
 
-from bots.service_connection import RECONNECT_BACKOFF, ServiceConnection
-from services.protocol import tts as proto
-from services.protocol.auth import bearer_header
+from bots.service_connection import ServiceConnection
+from protocol import tts as proto
 
 # Magpie's codec runs at 22050 Hz; the server labels every stream with its real rate.
 MAGPIE_SAMPLE_RATE = 22050
@@ -31,6 +29,9 @@ SEGMENT_TIMEOUT_SECONDS = 60.0
 
 
 class NemotronTTSService(ServiceConnection, WebsocketTTSService):
+    """`voice` and `language` go in the stream's `init` (None: the service's default); `preset`
+    sets how soon each sentence's audio starts."""
+
     def __init__(
         self,
         *,
@@ -42,6 +43,8 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
         **kwargs,
     ):
         super().__init__(
+            url=url,
+            api_key=api_key,
             settings=TTSSettings(model=None, voice=voice, language=language),
             sample_rate=MAGPIE_SAMPLE_RATE,
             # Our audio carries no context id: hold later frames until a reply's audio ends.
@@ -49,14 +52,10 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
             push_start_frame=True,
             push_stop_frames=False,
             append_trailing_space=True,
-            **RECONNECT_BACKOFF,
             **kwargs,
         )
-        self._url = url
-        self._voice = voice
-        self._language = language
+        self._init = proto.Init(voice=voice or None, language=language or None)
         self._preset = preset
-        self._api_key = api_key
         self._dropping_cancelled_audio = False
         # One future per sentence sent, resolved in order by the server's segment_complete.
         self._segments: deque[asyncio.Future] = deque()
@@ -67,37 +66,29 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
     async def _connect_websocket(self):
         if self._open_websocket():
             return
-        headers = bearer_header(self._api_key)
-        websocket = await self._websocket_connect(self._url, additional_headers=headers)
-        init = {"type": "init", "default_mode": "stream"}
-        if self._voice:
-            init["voice"] = self._voice
-        if self._language:
-            init["language"] = self._language
-        await websocket.send(json.dumps(init))
+        websocket = await self._dial()
+        await websocket.send(self._init.to_json())
         self._websocket = websocket
         self._dropping_cancelled_audio = False
         self._release_segments()
         logger.info(f"{self}: connected to {self._url}")
         await self._call_event_handler("on_connected")
 
-    async def _send(self, message: dict) -> bool:
+    async def _send(self, message: proto.ClientMessage) -> bool:
         websocket = self._open_websocket()
         if websocket is None:
             return False
         try:
-            await websocket.send(json.dumps(message))
+            await websocket.send(message.to_json())
             return True
         except Exception as e:  # the receive loop notices the drop and reconnects
-            logger.debug(f"{self}: {message['type']} not sent: {e}")
+            logger.debug(f"{self}: {message.type} not sent: {e}")
             return False
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         generated = asyncio.get_running_loop().create_future()
         self._segments.append(generated)
-        sent = await self._send(
-            {"type": "text", "text": text, "mode": "stream", "preset": self._preset}
-        )
+        sent = await self._send(proto.Text(text, mode="stream", preset=self._preset))
         if not sent:
             self._segments.remove(generated)
             yield ErrorFrame(error=f"{self}: TTS service unavailable, could not speak: {text!r}")
@@ -117,11 +108,11 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
                 waiter.set_result(None)
 
     async def flush_audio(self, context_id: str | None = None):
-        await self._send({"type": "close"})
+        await self._send(proto.Close())
 
     async def on_audio_context_interrupted(self, context_id: str):
         await self.stop_all_metrics()
-        if await self._send({"type": "cancel"}):
+        if await self._send(proto.Cancel()):
             self._dropping_cancelled_audio = True
         await super().on_audio_context_interrupted(context_id)
 
@@ -133,26 +124,25 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
                 await self._on_audio(message)
                 continue
             msg = proto.parse_server_message(message)
-            kind = msg["type"]
-            if kind == "segment_complete":
+            if isinstance(msg, proto.SegmentComplete):
                 self._release_segments(1)
-            elif kind == "cancelled":
+            elif isinstance(msg, proto.Cancelled):
                 self._dropping_cancelled_audio = False
                 self._release_segments()
-            elif kind == "stream_created":
-                if msg.get("sample_rate") != self.sample_rate:
+            elif isinstance(msg, proto.StreamCreated):
+                if msg.sample_rate != self.sample_rate:
                     logger.error(
-                        f"{self}: the server streams {msg.get('sample_rate')} Hz audio,"
+                        f"{self}: the server streams {msg.sample_rate} Hz audio,"
                         f" this client plays it as {self.sample_rate} Hz"
                     )
-            elif kind == "done":
+            elif isinstance(msg, proto.Done):
                 self._release_segments()
                 await self._end_active_context()
-            elif kind == "error":
+            elif isinstance(msg, proto.Error):
                 # Our requests are sentences: an error answers the oldest one.
-                self._release_segments(None if msg.get("fatal") else 1)
-                await self.push_error(error_msg=f"TTS: {msg.get('message')} ({msg.get('code')})")
-                if msg.get("fatal"):
+                self._release_segments(None if msg.fatal else 1)
+                await self.push_error(error_msg=f"TTS: {msg.message} ({msg.code})")
+                if msg.fatal:
                     await self._end_active_context()
 
     async def _on_audio(self, audio: bytes):

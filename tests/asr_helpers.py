@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import websockets
 
-from services.protocol import asr as proto
+from protocol import asr as proto
 
 
 def offline(model, audio: np.ndarray, att_context, target_lang: str | None = None):
@@ -24,20 +23,21 @@ def offline(model, audio: np.ndarray, att_context, target_lang: str | None = Non
 
 @dataclass
 class Turn:
-    ready: dict | None = None
+    ready: proto.Ready | None = None
     interims: list[str] = field(default_factory=list)
-    final: dict | None = None
-    others: list[dict] = field(default_factory=list)
+    final: proto.Transcript | None = None
+    others: list[proto.ServerMessage] = field(default_factory=list)
 
 
 async def read_until_final(ws, turn: Turn) -> Turn:
     async for raw in ws:
         msg = proto.parse_server_message(raw)
-        if msg["type"] == "transcript" and msg["is_final"]:
+        assert msg is not None, f"a message of an unknown type: {raw!r}"
+        if isinstance(msg, proto.Transcript) and msg.is_final:
             turn.final = msg
             return turn
-        if msg["type"] == "transcript":
-            turn.interims.append(msg["text"])
+        if isinstance(msg, proto.Transcript):
+            turn.interims.append(msg.text)
         else:
             turn.others.append(msg)
     raise AssertionError(f"connection closed before the final transcript: {turn}")
@@ -52,10 +52,10 @@ async def send_pcm(ws, pcm: np.ndarray, chunk_ms: int = 20) -> None:
 async def transcribe_ws(url: str, pcm: np.ndarray, chunk_ms: int = 20, **config) -> Turn:
     """One turn the way the anchor project's client does it: ready, PCM, reset, final."""
     async with websockets.connect(url) as ws:
-        turn = Turn(ready=json.loads(await ws.recv()))
+        turn = Turn(ready=proto.parse_server_message(await ws.recv()))
         if config:
-            await ws.send(json.dumps({"type": "config", **config}))
-            turn.others.append(json.loads(await ws.recv()))
+            await ws.send(proto.Config(**config).to_json())
+            turn.others.append(proto.parse_server_message(await ws.recv()))
         await send_pcm(ws, pcm, chunk_ms)
-        await ws.send(json.dumps({"type": "reset", "finalize": True}))
+        await ws.send(proto.Reset(finalize=True).to_json())
         return await read_until_final(ws, turn)

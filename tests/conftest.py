@@ -110,7 +110,7 @@ def private_tts_model(tiny_tts_paths, tts_model):
 @pytest.fixture(scope="session")
 async def tts_server(tts_model):
     """The real TTS app on a local port, with the tiny model. Yields (service, ws_url, http_url)."""
-    from services.protocol import tts as proto
+    from protocol import tts as proto
     from services.tts.server import Settings, TtsService
     from tests.servers import served
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import random
 import socket
+import subprocess
+import time
 import urllib.request
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from protocol.health import PATH as HEALTH_PATH
+from protocol.health import Health
+
+H = TypeVar("H", bound=Health)
 
 
 def _ephemeral_ports() -> range:
@@ -48,6 +56,20 @@ def metric(base_url: str, name: str, **labels: str) -> float:
         for s in f.samples
         if s.name == name and labels.items() <= s.labels.items()
     )
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, answer: type[H], timeout: float) -> H:
+    """Polls a service started as `proc` until its /health answers 200: the body, as `answer`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early:\n{proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=2) as resp:
+                return answer.from_json(resp.read())
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("server never became healthy")
 
 
 def listening(port: int) -> bool:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import websockets
 
-from services.protocol import tts as proto
+from protocol import tts as proto
 
 LONG_TEXT = " ".join(
     f"This is sentence number {n} of a long answer, and it keeps going for a while."
@@ -21,39 +20,41 @@ LONG_TEXT = " ".join(
 class Spoken:
     """What a client received for one stream, in order."""
 
-    created: dict | None = None
+    created: proto.StreamCreated | None = None
     segments: list[bytearray] = field(default_factory=lambda: [bytearray()])
-    messages: list[dict] = field(default_factory=list)  # every text frame after stream_created
-    end: dict | None = None  # the done or cancelled that ended it
+    # every text frame after stream_created
+    messages: list[proto.ServerMessage] = field(default_factory=list)
+    end: proto.Done | proto.Cancelled | None = None  # the message that ended it
 
     @property
     def audio(self) -> np.ndarray:
         return np.frombuffer(b"".join(self.segments), dtype="<i2")
 
     @property
-    def complete(self) -> list[dict]:
-        return [m for m in self.messages if m["type"] == "segment_complete"]
+    def complete(self) -> list[proto.SegmentComplete]:
+        return [m for m in self.messages if isinstance(m, proto.SegmentComplete)]
 
     @property
-    def errors(self) -> list[dict]:
-        return [m for m in self.messages if m["type"] == "error"]
+    def errors(self) -> list[proto.Error]:
+        return [m for m in self.messages if isinstance(m, proto.Error)]
 
 
-async def read_stream(ws, spoken: Spoken | None = None, until=("done",)) -> Spoken:
-    """Reads frames until a message whose type is in `until`."""
+async def read_stream(ws, spoken: Spoken | None = None, until=(proto.Done,)) -> Spoken:
+    """Reads frames until a message of a type in `until`."""
     spoken = spoken or Spoken()
     async for raw in ws:
         if isinstance(raw, bytes):
             spoken.segments[-1].extend(raw)
             continue
         msg = proto.parse_server_message(raw)
-        if msg["type"] == "stream_created" and spoken.created is None:
+        assert msg is not None, f"a message of an unknown type: {raw!r}"
+        if isinstance(msg, proto.StreamCreated) and spoken.created is None:
             spoken.created = msg
             continue
         spoken.messages.append(msg)
-        if msg["type"] == "segment_complete":
+        if isinstance(msg, proto.SegmentComplete):
             spoken.segments.append(bytearray())
-        if msg["type"] in until:
+        if isinstance(msg, until):
             spoken.end = msg
             if spoken.segments and not spoken.segments[-1]:
                 spoken.segments.pop()
@@ -62,16 +63,16 @@ async def read_stream(ws, spoken: Spoken | None = None, until=("done",)) -> Spok
 
 
 def text_message(text: str, **fields) -> str:
-    return json.dumps({"type": "text", "text": text, **fields})
+    return proto.Text(text, **fields).to_json()
 
 
 async def speak(url: str, *texts: str, init: dict | None = None, **fields) -> Spoken:
     """One stream the way the anchor project's client does it: init, text segments, close."""
     async with websockets.connect(url) as ws:
-        await ws.send(json.dumps({"type": "init", **(init or {})}))
+        await ws.send(proto.Init(**(init or {})).to_json())
         for text in texts:
             await ws.send(text_message(text, **fields))
-        await ws.send(json.dumps({"type": "close"}))
+        await ws.send(proto.Close().to_json())
         return await read_stream(ws)
 
 

@@ -1,20 +1,19 @@
-"""The streaming engine: one inference loop per model, batching every stream that is ready.
+"""The streaming engine: one inference loop per model, batching every turn that is ready.
 
-Each loop iteration (on the event loop) takes, from every stream with a full chunk of audio (or a
-finished turn), the samples of its next chunk. Streams are grouped by latency mode, language and
-whether this is their first chunk, and each group runs as one `conformer_stream_step` on a worker
-thread, with the streams' encoder caches and decoder states stacked into a batch and scattered
+A turn is one utterance of one client, from its first audio to the reset that ends it. Each loop
+round (on the event loop) takes, from every turn with a full chunk of audio (or an ended turn),
+the samples of its next chunk. Turns are grouped by latency mode, language and whether this is
+their first chunk, and each group runs as one `conformer_stream_step` on a worker
+thread, with the turns' encoder caches and decoder states stacked into a batch and scattered
 back. The loop never waits for a fuller batch: whatever is ready when a step ends goes next.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,13 +22,14 @@ from loguru import logger
 
 from services.asr.features import FeatureStream, LogMel
 from services.asr.model import LatencyMode, latency_modes, model_languages
+from services.common import engine_loop
 
-TextCallback = Callable[["Stream", str, bool], None]  # (stream, text of the turn so far, final)
-ErrorCallback = Callable[["Stream", str], None]
+TextCallback = Callable[["Turn", str, bool], None]  # (turn, text of the turn so far, final)
+ErrorCallback = Callable[["Turn", str], None]
 
 
 @dataclass(eq=False)
-class Stream:
+class Turn:
     """One turn of one client: its features, encoder caches and decoder state."""
 
     mode: LatencyMode
@@ -37,7 +37,7 @@ class Stream:
     features: FeatureStream
     on_text: TextCallback
     on_error: ErrorCallback
-    after: Stream | None = None  # the client's previous turn, which must end first
+    after: Turn | None = None  # the client's previous turn, which must end first
     id: int = field(default_factory=itertools.count().__next__)
     text: str = ""
     tokens: list[int] = field(default_factory=list)
@@ -58,24 +58,25 @@ class Stream:
 
 
 @dataclass
-class _Work:
-    stream: Stream
-    segment: np.ndarray
+class _Chunk:
+    """The next samples of one turn, taken for the coming step."""
+
+    turn: Turn
+    samples: np.ndarray
     frames: int
     final: bool
     text_before: str
 
 
 @dataclass(frozen=True)
-class StepStats:
+class StepStats(engine_loop.StepStats):
     latency_ms: int
     batch_size: int
-    seconds: float
-    audio_seconds: float
 
 
-class Engine:
+class Engine(engine_loop.EngineLoop):
     def __init__(self, model, device: str, on_step: Callable[[StepStats], None] | None = None):
+        super().__init__("asr")
         self.model = model
         self.device = torch.device(device)
         self.modes = latency_modes(model)
@@ -83,10 +84,7 @@ class Engine:
         self.logmel = LogMel(model.preprocessor)
         self.sample_rate = int(model.preprocessor.featurizer.sample_rate)
         self._on_step = on_step
-        self._streams: dict[int, Stream] = {}
-        self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="asr-model")
-        self._task: asyncio.Task | None = None
+        self._turns: dict[int, Turn] = {}
         self._autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
 
     # --- the event-loop side -------------------------------------------------------------------
@@ -97,97 +95,80 @@ class Engine:
         language: str | None,
         on_text: TextCallback,
         on_error: ErrorCallback,
-        after: Stream | None = None,
-    ) -> Stream:
+        after: Turn | None = None,
+    ) -> Turn:
         """A new turn; with `after`, it waits until that turn's final text is out."""
-        stream = Stream(mode, language, self.logmel.new_stream(), on_text, on_error, after)
-        self._streams[stream.id] = stream
-        return stream
+        turn = Turn(mode, language, self.logmel.new_stream(), on_text, on_error, after)
+        self._turns[turn.id] = turn
+        return turn
 
-    def wake(self) -> None:
-        self._wake.set()
+    def finish(self, turn: Turn) -> None:
+        """Ends the turn: the rest of its audio runs at once, then on_text(turn, text, True)."""
+        turn.finishing = True
+        self.wake()
 
-    def finish(self, stream: Stream) -> None:
-        """Ends the turn: the rest of its audio runs at once, then on_text(stream, text, True)."""
-        stream.finishing = True
-        self._wake.set()
-
-    def close(self, stream: Stream) -> None:
-        """Drops a stream; nothing more is sent for it, even from a step already running."""
-        stream.closed = True
-        self._streams.pop(stream.id, None)
+    def close(self, turn: Turn) -> None:
+        """Drops a turn; nothing more is sent for it, even from a step already running."""
+        turn.closed = True
+        self._turns.pop(turn.id, None)
 
     @property
-    def active_streams(self) -> int:
-        return len(self._streams)
+    def active_turns(self) -> int:
+        return len(self._turns)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="asr-engine")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            work = self._collect()
-            if not work:
-                self._wake.clear()
-                await self._wake.wait()
+    async def _round(self) -> bool:
+        chunks = self._collect()
+        groups: dict[tuple, list[_Chunk]] = defaultdict(list)
+        for c in chunks:
+            t = c.turn
+            groups[(t.mode.att_context, t.language, t.started)].append(c)
+        for items in groups.values():
+            try:
+                await self._in_worker(self._step, items)
+            except Exception as e:  # a failed step ends its turns, never the others
+                logger.exception(f"ASR step failed for {len(items)} turn(s)")
+                for c in items:
+                    if not c.turn.closed:
+                        self.close(c.turn)
+                        c.turn.on_error(c.turn, f"transcription failed: {e}")
                 continue
-            groups: dict[tuple, list[_Work]] = defaultdict(list)
-            for w in work:
-                s = w.stream
-                groups[(s.mode.att_context, s.language, s.started)].append(w)
-            for items in groups.values():
-                try:
-                    await loop.run_in_executor(self._executor, self._step, items)
-                except Exception as e:  # a failed step ends its streams, never the others
-                    logger.exception(f"ASR step failed for {len(items)} stream(s)")
-                    for w in items:
-                        if not w.stream.closed:
-                            self.close(w.stream)
-                            w.stream.on_error(w.stream, f"transcription failed: {e}")
-                    continue
-                self._deliver(items)
+            self._deliver(items)
+        return bool(chunks)
 
-    def _collect(self) -> list[_Work]:
-        """Takes the next chunk of every ready stream; ends turns that have nothing left to run."""
-        work = []
-        for stream in list(self._streams.values()):
-            if stream.after is not None:
-                if not stream.after.closed:
+    def _collect(self) -> list[_Chunk]:
+        """Takes the next chunk of every ready turn; ends turns that have nothing left to run."""
+        chunks = []
+        for turn in list(self._turns.values()):
+            if turn.after is not None:
+                if not turn.after.closed:
                     continue
-                stream.after = None
-            features = stream.features
-            needed = stream.mode.chunk if stream.started else stream.mode.first_chunk
+                turn.after = None
+            features = turn.features
+            needed = turn.mode.chunk if turn.started else turn.mode.first_chunk
             if features.frames_ready() >= needed:
                 frames, final = needed, False
-            elif stream.finishing:
+            elif turn.finishing:
                 frames, final = features.frames_ready(final=True), True
                 if frames == 0:
-                    self.close(stream)
-                    stream.on_text(stream, stream.text, True)
+                    self.close(turn)
+                    turn.on_text(turn, turn.text, True)
                     continue
             else:
                 continue
-            segment = features.take(frames, final=final)
-            work.append(_Work(stream, segment, frames, final, stream.text))
-        return work
+            samples = features.take(frames, final=final)
+            chunks.append(_Chunk(turn, samples, frames, final, turn.text))
+        return chunks
 
-    def _deliver(self, items: list[_Work]) -> None:
-        for w in items:
-            s = w.stream
-            if s.closed:
+    def _deliver(self, items: list[_Chunk]) -> None:
+        for c in items:
+            t = c.turn
+            if t.closed:
                 continue
-            if w.final:
-                self.close(s)
-                s.on_text(s, s.text, True)
-            elif s.text != w.text_before:
-                s.on_text(s, s.text, False)
+            if c.final:
+                self.close(t)
+                t.on_text(t, t.text, True)
+            elif t.text != c.text_before:
+                t.on_text(t, t.text, False)
 
     # --- the worker-thread side ----------------------------------------------------------------
 
@@ -201,18 +182,18 @@ class Engine:
                 self.model.set_inference_prompt(language or "auto")
 
     @torch.inference_mode()
-    def _step(self, items: list[_Work]) -> None:
+    def _step(self, items: list[_Chunk]) -> None:
         started = time.perf_counter()
-        first = items[0].stream
+        first = items[0].turn
         mode = first.mode
         self._select(mode, first.language)
-        streams = [w.stream for w in items]
-        frames = self.logmel([w.segment for w in items], [w.frames for w in items], self.device)
+        turns = [c.turn for c in items]
+        frames = self.logmel([c.samples for c in items], [c.frames for c in items], self.device)
 
         inputs = []
-        for s, f in zip(streams, frames, strict=True):
-            x = f if s.pre_encode is None else torch.cat([s.pre_encode, f], dim=1)
-            s.pre_encode = x[:, -mode.pre_encode_cache :]
+        for t, f in zip(turns, frames, strict=True):
+            x = f if t.pre_encode is None else torch.cat([t.pre_encode, f], dim=1)
+            t.pre_encode = x[:, -mode.pre_encode_cache :]
             inputs.append(x)
         lengths = torch.tensor([x.shape[1] for x in inputs], device=self.device)
         signal = torch.zeros(
@@ -222,12 +203,12 @@ class Engine:
             signal[i, :, : x.shape[1]] = x
 
         if first.started:
-            cache_channel = torch.cat([s.cache[0] for s in streams], dim=1)
-            cache_time = torch.cat([s.cache[1] for s in streams], dim=1)
-            cache_len = torch.cat([s.cache[2] for s in streams], dim=0)
+            cache_channel = torch.cat([t.cache[0] for t in turns], dim=1)
+            cache_time = torch.cat([t.cache[1] for t in turns], dim=1)
+            cache_len = torch.cat([t.cache[2] for t in turns], dim=0)
         else:
             cache_channel, cache_time, cache_len = self.model.encoder.get_initial_cache_state(
-                batch_size=len(streams), device=self.device
+                batch_size=len(turns), device=self.device
             )
 
         with torch.autocast(
@@ -244,25 +225,30 @@ class Engine:
                     cache_last_channel_len=cache_len,
                     # True: a turn's last step, and a longer first chunk, keep all their outputs.
                     keep_all_outputs=True,
-                    previous_hypotheses=[s.hypothesis for s in streams],
+                    previous_hypotheses=[t.hypothesis for t in turns],
                     drop_extra_pre_encoded=mode.drop_extra if first.started else 0,
                     return_transcription=True,
                 )
             )
 
-        for i, (s, hyp) in enumerate(zip(streams, hypotheses, strict=True)):
-            s.cache = (cache_channel[:, i : i + 1], cache_time[:, i : i + 1], cache_len[i : i + 1])
+        for i, (t, hyp) in enumerate(zip(turns, hypotheses, strict=True)):
+            t.cache = (cache_channel[:, i : i + 1], cache_time[:, i : i + 1], cache_len[i : i + 1])
             new_tokens = _tokens(hyp.y_sequence)
             if new_tokens:
-                s.tokens.extend(new_tokens)
-                s.text = self.model.tokenizer.ids_to_text(s.tokens)
-            s.hypothesis = _carry_over(hyp)
-            s.started = True
+                t.tokens.extend(new_tokens)
+                t.text = self.model.tokenizer.ids_to_text(t.tokens)
+            t.hypothesis = _carry_over(hyp)
+            t.started = True
 
         if self._on_step:
-            audio = sum(w.frames for w in items) * self.logmel.hop / self.sample_rate
+            audio = sum(c.frames for c in items) * self.logmel.hop / self.sample_rate
             self._on_step(
-                StepStats(mode.latency_ms, len(items), time.perf_counter() - started, audio)
+                StepStats(
+                    seconds=time.perf_counter() - started,
+                    audio_seconds=audio,
+                    latency_ms=mode.latency_ms,
+                    batch_size=len(items),
+                )
             )
 
 

@@ -58,7 +58,7 @@ class FeatureStream:
 
 
 class LogMel:
-    """Computes frames for many streams in one call of the model's preprocessor."""
+    """Computes frames for many turns in one call of the model's preprocessor."""
 
     def __init__(self, preprocessor: torch.nn.Module):
         featurizer = preprocessor.featurizer

@@ -4,45 +4,37 @@ OpenAI-compatible `POST /v1/audio/transcriptions`."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
 from aiohttp import WSMsgType, web
 from loguru import logger
 
-from services.asr.engine import Engine, Stream
+from protocol import asr as proto
+from services.asr.engine import Engine, Turn
 from services.asr.metrics import AsrMetrics
 from services.asr.model import LatencyMode, load_model
 from services.common.audio import AudioDecodeError, decode_audio_file, pcm16_to_float
-from services.common.auth import api_key_middleware
-from services.common.http import Health, error_json, metrics_handler
-from services.protocol import asr as proto
+from services.common.http import error_json
+from services.common.outbox import Outbox
+from services.common.service import ModelService, ServiceSettings, refuse
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 WARMUP_SECONDS = 1.5
 
 
 @dataclass
-class Settings:
-    model: str
-    device: str = "cpu"
+class Settings(ServiceSettings):
     max_sessions: int = 64
     default_latency_ms: int = proto.DEFAULT_LATENCY_MS
-    api_key: str | None = None
 
 
-class AsrService:
-    """Owns the model, its engine and the session count; builds the aiohttp app."""
+class AsrService(ModelService[Settings, AsrMetrics]):
+    """Owns the model and its engine; builds the aiohttp app."""
 
     def __init__(self, settings: Settings, model=None):
-        self.settings = settings
-        self.metrics = AsrMetrics()
-        self.health = Health(self._health_details)
-        self.engine: Engine | None = None
-        self.sessions = 0
-        self._model = model
-        self._session_ids = itertools.count(1)
+        super().__init__(settings, AsrMetrics(), model)
+        self.engine: Engine | None = None  # once loaded
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -77,23 +69,22 @@ class AsrService:
         for mode in engine.modes.values():
             await _transcribe(engine, mode, default_language(engine), noise.astype(np.float32))
 
-    def _health_details(self) -> dict:
-        details: dict = {"model": self.settings.model, "sessions": self.sessions}
-        if self.engine:
-            details["latency_modes"] = list(self.engine.modes)
-            details["languages"] = self.engine.languages
-        return details
+    def _health(self, status: str, error: str | None) -> proto.Health:
+        engine = self.engine
+        return proto.Health(
+            status=status,
+            error=error,
+            model=self.settings.model,
+            sessions=self.sessions,
+            latency_modes=list(engine.modes) if engine else None,
+            languages=engine.languages if engine else None,
+        )
 
     # --- the app -------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(
-            client_max_size=MAX_UPLOAD_BYTES,
-            middlewares=[api_key_middleware(self.settings.api_key)],
-        )
+        app = super().app(client_max_size=MAX_UPLOAD_BYTES)
         app.router.add_get("/", self._websocket)
-        app.router.add_get("/health", self.health.handler)
-        app.router.add_get("/metrics", metrics_handler(self.metrics.registry))
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         return app
 
@@ -116,35 +107,16 @@ class AsrService:
         return mode, language
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=proto.MAX_FRAME_BYTES, heartbeat=30)
-        await ws.prepare(request)
-        if self.engine is None:
-            return await _refuse(
-                ws,
-                proto.ErrorCode.NOT_READY,
-                "the model is still loading; retry when /health answers 200",
-                proto.CloseCode.TRY_AGAIN_LATER,
-            )
-        if self.sessions >= self.settings.max_sessions:
-            return await _refuse(
-                ws,
-                proto.ErrorCode.TOO_MANY_SESSIONS,
-                f"the server is at its limit of {self.settings.max_sessions} sessions",
-                proto.CloseCode.TRY_AGAIN_LATER,
-            )
+        ws = await self.open_websocket(request, proto.MAX_FRAME_BYTES, proto.Error)
+        if ws.closed:
+            return ws
         try:
             mode, language = self.resolve(proto.config_from_query(dict(request.query)))
         except proto.ProtocolError as e:
-            return await _refuse(ws, e.code, e.message, proto.CloseCode.POLICY)
-
-        self.sessions += 1
-        self.metrics.sessions.set(self.sessions)
-        session = WebSocketSession(self, ws, f"s{next(self._session_ids)}", mode, language)
-        try:
-            await session.run()
-        finally:
-            self.sessions -= 1
-            self.metrics.sessions.set(self.sessions)
+            await refuse(ws, proto.Error(e.code, e.message), proto.CloseCode.POLICY)
+            return ws
+        with self.session():
+            await WebSocketSession(self, ws, self.next_session_id(), mode, language).run()
         return ws
 
     async def _transcriptions(self, request: web.Request) -> web.Response:
@@ -165,11 +137,11 @@ class AsrService:
             _, language = self.resolve(proto.Config(language=_form_str(form, "language")))
         except (AudioDecodeError, proto.ProtocolError) as e:
             return error_json(str(e), 400)
-        if self.sessions >= self.settings.max_sessions:
+        if self.full:
             return error_json("the server is at its session limit; retry later", 429)
         # The widest right context: the most accurate mode, and fewest steps for a whole file.
         mode = list(self.engine.modes.values())[-1]
-        self.sessions += 1
+        self.sessions += 1  # not in the metrics' gauge, which counts streaming sessions
         try:
             text = await _transcribe(self.engine, mode, language, samples)
         except RuntimeError as e:
@@ -202,12 +174,12 @@ class WebSocketSession:
         self.id = session_id
         self.mode = mode
         self.language = language
-        self.outbox: asyncio.Queue[str] = asyncio.Queue()
-        self.turns: list[Stream] = []  # the current turn last; earlier ones are finishing
+        self.outbox = Outbox()
+        self.turns: list[Turn] = []  # the current turn last; earlier ones are finishing
         self._new_turn()
 
     @property
-    def turn(self) -> Stream:
+    def turn(self) -> Turn:
         return self.turns[-1]
 
     def _new_turn(self) -> None:
@@ -218,26 +190,26 @@ class WebSocketSession:
             )
         )
 
-    def _on_text(self, stream: Stream, text: str, final: bool) -> None:
+    def _on_text(self, turn: Turn, text: str, final: bool) -> None:
         if final:
-            self.turns.remove(stream)
-            self.outbox.put_nowait(proto.transcript(text, is_final=True, finalize=True))
+            self.turns.remove(turn)
+            self.outbox.put(proto.Transcript(text, is_final=True, finalize=True))
             logger.debug(f"{self.id}: final {text!r}")
         else:
-            self.outbox.put_nowait(proto.transcript(text, is_final=False))
+            self.outbox.put(proto.Transcript(text, is_final=False))
 
-    def _on_error(self, stream: Stream, message: str) -> None:
-        self.outbox.put_nowait(proto.error(proto.ErrorCode.INTERNAL, message))
-        was_current = stream is self.turn
-        self.turns.remove(stream)
+    def _on_error(self, turn: Turn, message: str) -> None:
+        self.outbox.put(proto.Error(proto.ErrorCode.INTERNAL, message))
+        was_current = turn is self.turn
+        self.turns.remove(turn)
         if was_current:
             self._new_turn()
 
     async def run(self) -> None:
         logger.info(f"{self.id}: connected ({self.mode.latency_ms} ms, language {self.language})")
-        sender = asyncio.create_task(self._send_loop())
-        self.outbox.put_nowait(
-            proto.ready(
+        sender = asyncio.create_task(self.outbox.send_to(self.ws))
+        self.outbox.put(
+            proto.Ready(
                 session_id=self.id,
                 latency_ms=self.mode.latency_ms,
                 latency_modes=list(self.engine.modes),
@@ -256,24 +228,17 @@ class WebSocketSession:
                     logger.warning(f"{self.id}: connection error: {self.ws.exception()}")
                     break
         finally:
-            for stream in self.turns:
-                self.engine.close(stream)
+            for turn in self.turns:
+                self.engine.close(turn)
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
             logger.info(f"{self.id}: disconnected (code {self.ws.close_code})")
-
-    async def _send_loop(self) -> None:
-        while True:
-            message = await self.outbox.get()
-            if self.ws.closed:
-                return
-            await self.ws.send_str(message)
 
     def _on_audio(self, data: bytes) -> None:
         try:
             proto.check_pcm_frame(data)
         except proto.ProtocolError as e:
-            self.outbox.put_nowait(proto.error(e.code, e.message))
+            self.outbox.put(proto.Error(e.code, e.message))
             return
         if data:
             self.turn.push(pcm16_to_float(data))
@@ -288,11 +253,9 @@ class WebSocketSession:
                 self.engine.finish(self.turn)
                 self._new_turn()
             else:
-                self.outbox.put_nowait(
-                    proto.transcript(self.turn.text, is_final=True, finalize=False)
-                )
+                self.outbox.put(proto.Transcript(self.turn.text, is_final=True, finalize=False))
         except proto.ProtocolError as e:
-            self.outbox.put_nowait(proto.error(e.code, e.message))
+            self.outbox.put(proto.Error(e.code, e.message))
 
     def _configure(self, config: proto.Config) -> None:
         if self.turn.has_audio:
@@ -302,35 +265,28 @@ class WebSocketSession:
             )
         self.mode, self.language = self.service.resolve(config, (self.mode, self.language))
         self.turn.mode, self.turn.language = self.mode, self.language
-        self.outbox.put_nowait(proto.configured(self.mode.latency_ms, self.language))
-
-
-async def _refuse(ws: web.WebSocketResponse, code: str, message: str, close_code: int):
-    logger.warning(f"refused a connection: {message}")
-    await ws.send_str(proto.error(code, message))
-    await ws.close(code=close_code, message=message.encode()[:120])
-    return ws
+        self.outbox.put(proto.Configured(self.mode.latency_ms, self.language))
 
 
 async def _transcribe(engine: Engine, mode: LatencyMode, language: str | None, samples) -> str:
-    """A whole recording as one turn through the engine, interleaved fairly with live streams."""
+    """A whole recording as one turn through the engine, interleaved fairly with live turns."""
     done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-    def on_text(_: Stream, text: str, final: bool) -> None:
+    def on_text(_: Turn, text: str, final: bool) -> None:
         if final and not done.done():
             done.set_result(text)
 
-    def on_error(_: Stream, message: str) -> None:
+    def on_error(_: Turn, message: str) -> None:
         if not done.done():
             done.set_exception(RuntimeError(message))
 
-    stream = engine.open(mode, language, on_text, on_error)
+    turn = engine.open(mode, language, on_text, on_error)
     try:
-        stream.push(samples)
-        engine.finish(stream)
+        turn.push(samples)
+        engine.finish(turn)
         return await done
     finally:
-        engine.close(stream)
+        engine.close(turn)
 
 
 def default_language(engine: Engine) -> str | None:

@@ -6,10 +6,11 @@ import hmac
 
 from aiohttp import web
 
-from services.protocol.auth import BEARER_PREFIX, QUERY_TOKEN
+from protocol.auth import BEARER_PREFIX, QUERY_TOKEN
+from protocol.health import PATH as HEALTH_PATH
 
 # Probes and scrapers need no token; nothing user-specific is served there.
-OPEN_PATHS = frozenset({"/health", "/metrics"})
+OPEN_PATHS = frozenset({HEALTH_PATH, "/metrics"})
 
 
 def api_key_middleware(api_key: str | None):

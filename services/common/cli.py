@@ -1,29 +1,81 @@
-"""The command-line options every model service takes, with defaults from its environment."""
+"""The command line every model service takes, with defaults from its environment, and the run
+that follows: logging, the model, the server until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+from collections.abc import Callable
+from typing import Any
+
+from dotenv import load_dotenv
 
 from services.common.device import DEVICES
 
 
-def add_server_args(
-    parser: argparse.ArgumentParser, env_prefix: str, port: int, max_sessions: int
-) -> None:
-    """--host, --port, --device and --max-sessions, each defaulting to `{env_prefix}_*`."""
+class ServiceParser(argparse.ArgumentParser):
+    """--model, --host, --port, --device and --max-sessions, each defaulting to `{PREFIX}_*`
+    (read when the parser is made: after `.env` is loaded)."""
 
-    def env(name: str, default: str) -> str:
-        return os.environ.get(f"{env_prefix}_{name}") or default
+    def __init__(
+        self, name: str, description: str, model: str, port: int, max_sessions: int
+    ) -> None:
+        super().__init__(prog=f"python -m services.{name}", description=description)
+        self._prefix = name.upper()
+        self.add_argument(
+            "--model",
+            default=self.env("MODEL", model),
+            help="a hub name, or a path to a .nemo file (default: %(default)s)",
+        )
+        self.add_argument("--host", default=self.env("HOST", "127.0.0.1"))
+        self.add_argument("--port", type=int, default=int(self.env("PORT", str(port))))
+        self.add_argument("--device", choices=DEVICES, default=self.env("DEVICE", "auto"))
+        self.add_argument(
+            "--max-sessions",
+            type=int,
+            default=int(self.env("MAX_SESSIONS", str(max_sessions))),
+            metavar="N",
+        )
 
-    parser.add_argument("--host", default=env("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env("PORT", str(port))))
-    parser.add_argument("--device", choices=DEVICES, default=env("DEVICE", "auto"))
-    parser.add_argument(
-        "--max-sessions", type=int, default=int(env("MAX_SESSIONS", str(max_sessions))), metavar="N"
+    def env(self, name: str, default: str | None = None) -> str | None:
+        """`{PREFIX}_{name}` from the environment; unset or empty: `default`."""
+        return os.environ.get(f"{self._prefix}_{name}") or default
+
+    def parse_args(self, argv=None, namespace=None) -> argparse.Namespace:  # type: ignore[override]
+        args = super().parse_args(argv, namespace)
+        if args.max_sessions < 1:
+            self.error("--max-sessions must be at least 1")
+        return args
+
+
+def server_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings every service takes (services.common.service.ServiceSettings), from its
+    command line and NEMOTRON_API_KEY."""
+    from services.common.device import resolve_device
+
+    return {
+        "model": args.model,
+        "device": resolve_device(args.device),
+        "max_sessions": args.max_sessions,
+        "api_key": os.environ.get("NEMOTRON_API_KEY") or None,
+    }
+
+
+def run_service(
+    name: str,
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    build: Callable[[argparse.Namespace], Any],
+    argv: list[str] | None,
+) -> int:
+    """Serves the service `build` makes from the command line; the process exit code."""
+    load_dotenv()
+    args = parse_args(argv)
+    from services.common.http import serve
+    from services.common.logs import setup_logging
+
+    setup_logging(name)
+    service = build(args)
+    return asyncio.run(
+        serve(service.app(), args.host, args.port, service.load, service.close, name.upper())
     )
-
-
-def check_server_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.max_sessions < 1:
-        parser.error("--max-sessions must be at least 1")

@@ -5,32 +5,33 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from protocol import health
+
 
 class Health:
     """A service is `loading` until its model is loaded and warmed, then `ready`; or `failed`."""
 
-    def __init__(self, details: Callable[[], dict[str, Any]] = dict):
-        self.status = "loading"
+    def __init__(self, report: Callable[[str, str | None], health.Health]):
+        self.status = health.LOADING
         self.error: str | None = None
-        self._details = details
+        self._report = report  # the service's body for a status and error
 
     def ready(self) -> None:
-        self.status = "ready"
+        self.status = health.READY
 
     def failed(self, error: str) -> None:
-        self.status, self.error = "failed", error
+        self.status, self.error = health.FAILED, error
 
     async def handler(self, request: web.Request) -> web.Response:
-        body: dict[str, Any] = {"status": self.status, **self._details()}
-        if self.error:
-            body["error"] = self.error
-        return web.json_response(body, status=200 if self.status == "ready" else 503)
+        body = self._report(self.status, self.error or None)  # an empty error: no key
+        return web.json_response(
+            text=body.to_json(), status=200 if self.status == health.READY else 503
+        )
 
 
 def metrics_handler(registry: CollectorRegistry):

@@ -3,78 +3,56 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import sys
 from pathlib import Path
 
-from dotenv import load_dotenv
-
-from services.common.cli import add_server_args, check_server_args
+from services.common.cli import ServiceParser, run_service, server_settings
 from services.tts.model import DEFAULT_MODEL
 from services.tts.normalize import DEFAULT_CACHE_DIR
 
+DESCRIPTION = "Magpie TTS over WebSocket and HTTP, streamed, with per-session state."
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    env = os.environ.get
-    parser = argparse.ArgumentParser(
-        prog="python -m services.tts",
-        description="Magpie TTS over WebSocket and HTTP, streamed, with per-session state.",
-    )
-    parser.add_argument(
-        "--model",
-        default=env("TTS_MODEL", DEFAULT_MODEL),
-        help="a hub name, or a path to a .nemo file (default: %(default)s)",
-    )
+    parser = ServiceParser("tts", DESCRIPTION, DEFAULT_MODEL, port=8001, max_sessions=16)
     parser.add_argument(
         "--codec",
-        default=env("TTS_CODEC") or None,
+        default=parser.env("CODEC"),
         help="a codec .nemo (or hub name) to use instead of the one the model's config names",
     )
-    add_server_args(parser, "TTS", port=8001, max_sessions=16)
     parser.add_argument(
         "--default-voice",
-        default=env("TTS_DEFAULT_VOICE") or None,
+        default=parser.env("DEFAULT_VOICE"),
         help="voice of sessions that name none (default: the checkpoint's first)",
     )
     parser.add_argument(
-        "--default-language", default=env("TTS_DEFAULT_LANGUAGE") or "en", metavar="LANG"
+        "--default-language", default=parser.env("DEFAULT_LANGUAGE", "en"), metavar="LANG"
     )
     parser.add_argument(
         "--tn-cache-dir",
         type=Path,
-        default=Path(env("TTS_TN_CACHE_DIR") or DEFAULT_CACHE_DIR),
+        default=Path(parser.env("TN_CACHE_DIR", str(DEFAULT_CACHE_DIR))),
         help="where text normalisation grammars are cached (default: %(default)s)",
     )
-    args = parser.parse_args(argv)
-    check_server_args(parser, args)
-    return args
+    return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    load_dotenv()
-    args = parse_args(argv)
-    from services.common.device import resolve_device
-    from services.common.http import serve
-    from services.common.logs import setup_logging
+def build(args: argparse.Namespace):
     from services.tts.server import Settings, TtsService
 
-    setup_logging("tts")
-    service = TtsService(
+    return TtsService(
         Settings(
-            model=args.model,
+            **server_settings(args),
             codec=args.codec,
-            device=resolve_device(args.device),
-            max_sessions=args.max_sessions,
             default_voice=args.default_voice,
             default_language=args.default_language,
             tn_cache_dir=args.tn_cache_dir,
-            api_key=os.environ.get("NEMOTRON_API_KEY") or None,
         )
     )
-    return asyncio.run(
-        serve(service.app(), args.host, args.port, service.load, service.close, "TTS")
-    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service("tts", parse_args, build, argv)
 
 
 if __name__ == "__main__":

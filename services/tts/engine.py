@@ -1,7 +1,7 @@
 """The synthesis engine: one loop per model, one decoder step per active utterance in turn.
 
 Every utterance (a `text` segment, or a `/v1/audio/speech` request) is a Job with its own
-Decoder (KV caches, sampling state) and AudioStream. The loop, on the event loop, runs one step
+Decoder (KV caches, sampling state) and AudioChunker. The loop, on the event loop, runs one step
 of each job in turn on a single worker thread, delivers the audio chunks that step finished,
 and starts over; jobs join and leave between steps.
 
@@ -22,15 +22,15 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from loguru import logger
 
+from services.common.engine_loop import EngineLoop, StepStats
 from services.tts.decoder import Decoder, Request, TextTooLong
-from services.tts.streaming import AudioStream, CodecContext, Preset, codec_decoder
+from services.tts.streaming import AudioChunker, CodecContext, Preset, codec_decoder
 
 AudioCallback = Callable[["Job", np.ndarray], None]
 DoneCallback = Callable[["Job"], None]
@@ -50,20 +50,14 @@ class Job:
     closed: bool = False
     # Touched only by the worker thread while a step runs.
     decoder: Decoder | None = None
-    audio: AudioStream | None = None
+    audio: AudioChunker | None = None
 
     @property
     def steps(self) -> int:
         return self.decoder.steps if self.decoder else 0
 
 
-@dataclass(frozen=True)
-class StepStats:
-    seconds: float
-    audio_seconds: float  # audio this step generated (its frames)
-
-
-class Engine:
+class Engine(EngineLoop):
     def __init__(
         self,
         model,
@@ -71,6 +65,7 @@ class Engine:
         context: CodecContext,
         on_step: Callable[[StepStats], None] | None = None,
     ):
+        super().__init__("tts")
         self.model = model
         self.device = torch.device(device)
         self.context = context
@@ -79,9 +74,6 @@ class Engine:
         self._decode = codec_decoder(model)
         self._on_step = on_step
         self._jobs: dict[int, Job] = {}
-        self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="tts-model")
-        self._task: asyncio.Task | None = None
         self._running: tuple[Job, asyncio.Future] | None = None
 
     # --- the event-loop side -------------------------------------------------------------------
@@ -96,7 +88,7 @@ class Engine:
     ) -> Job:
         job = Job(request, preset, on_audio, on_done, on_error)
         self._jobs[job.id] = job
-        self._wake.set()
+        self.wake()
         return job
 
     async def cancel(self, job: Job) -> None:
@@ -110,42 +102,30 @@ class Engine:
     def active(self) -> int:
         return len(self._jobs)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="tts-engine")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._jobs:
-                self._wake.clear()
-                await self._wake.wait()
+    async def _round(self) -> bool:
+        """One step of each job in turn."""
+        jobs = list(self._jobs.values())
+        for job in jobs:
+            if job.closed:
                 continue
-            for job in list(self._jobs.values()):
-                if job.closed:
-                    continue
-                future = loop.run_in_executor(self._executor, self._step, job)
-                self._running = (job, future)
-                try:
-                    chunk, finished = await future
-                except Exception as e:  # a failed step ends its utterance, never the others
-                    if isinstance(e, TextTooLong):
-                        logger.warning(f"utterance {job.id} refused: {e}")
-                    else:
-                        logger.opt(exception=e).error(f"TTS step failed for utterance {job.id}")
-                    if not job.closed:
-                        self._jobs.pop(job.id, None)
-                        job.closed = True
-                        job.on_error(job, e)
-                    continue
-                finally:
-                    self._running = None
-                self._deliver(job, chunk, finished)
+            future = self._in_worker(self._step, job)
+            self._running = (job, future)
+            try:
+                chunk, finished = await future
+            except Exception as e:  # a failed step ends its utterance, never the others
+                if isinstance(e, TextTooLong):
+                    logger.warning(f"utterance {job.id} refused: {e}")
+                else:
+                    logger.opt(exception=e).error(f"TTS step failed for utterance {job.id}")
+                if not job.closed:
+                    self._jobs.pop(job.id, None)
+                    job.closed = True
+                    job.on_error(job, e)
+                continue
+            finally:
+                self._running = None
+            self._deliver(job, chunk, finished)
+        return bool(jobs)
 
     def _deliver(self, job: Job, chunk: np.ndarray | None, finished: bool) -> None:
         if job.closed:
@@ -164,7 +144,7 @@ class Engine:
         started = time.perf_counter()
         if job.decoder is None:
             job.decoder = Decoder(self.model, job.request, self.device)
-            job.audio = AudioStream(self._decode, self.context, job.preset)
+            job.audio = AudioChunker(self._decode, self.context, job.preset)
         frames = job.decoder.step()
         job.audio.push(frames)
         chunk = job.audio.pop(final=job.decoder.finished)

@@ -8,21 +8,19 @@ import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 from aiohttp import WSMsgType, web
 from loguru import logger
 
+from protocol import tts as proto
 from services.common.audio import float_to_pcm16
-from services.protocol import tts as proto
+from services.common.outbox import Outbox
 from services.tts.decoder import Request, TextTooLong
 from services.tts.engine import Job
 from services.tts.model import Voice
+from services.tts.speech import Speech
 from services.tts.streaming import PRESETS
-
-if TYPE_CHECKING:
-    from services.tts.server import TtsService
 
 # Audio goes out in binary frames of at most this size (about 1.5 s), whatever the chunk.
 MAX_AUDIO_FRAME_BYTES = 64 * 1024
@@ -49,34 +47,13 @@ class Stream:
         return self.job is None and not self.starting and not self.pending
 
 
-class Outbox:
-    """Messages to the client in order; a dropped stream's unsent audio can be taken back."""
-
-    def __init__(self) -> None:
-        self._items: deque[tuple[str | None, str | bytes]] = deque()
-        self._ready = asyncio.Event()
-
-    def put(self, message: str | bytes, stream_id: str | None = None) -> None:
-        self._items.append((stream_id, message))
-        self._ready.set()
-
-    def drop(self, stream_id: str) -> None:
-        self._items = deque(item for item in self._items if item[0] != stream_id)
-
-    async def get(self) -> str | bytes:
-        while not self._items:
-            self._ready.clear()
-            await self._ready.wait()
-        return self._items.popleft()[1]
-
-
 class WebSocketSession:
     """One client connection: its voice settings, its current stream and the outbox."""
 
-    def __init__(self, service: TtsService, ws: web.WebSocketResponse, session_id: str):
-        assert service.engine
-        self.service = service
-        self.engine = service.engine
+    def __init__(self, speech: Speech, ws: web.WebSocketResponse, session_id: str):
+        self.speech = speech
+        self.engine = speech.engine
+        self.metrics = speech.metrics
         self.ws = ws
         self.id = session_id
         self.outbox = Outbox()
@@ -87,7 +64,7 @@ class WebSocketSession:
 
     async def run(self) -> None:
         logger.info(f"{self.id}: connected")
-        sender = asyncio.create_task(self._send_loop())
+        sender = asyncio.create_task(self.outbox.send_to(self.ws))
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -109,18 +86,8 @@ class WebSocketSession:
             await asyncio.gather(sender, *self._tasks, return_exceptions=True)
             logger.info(f"{self.id}: disconnected (code {self.ws.close_code})")
 
-    async def _send_loop(self) -> None:
-        while True:
-            message = await self.outbox.get()
-            if self.ws.closed:
-                return
-            if isinstance(message, bytes):
-                await self.ws.send_bytes(message)
-            else:
-                await self.ws.send_str(message)
-
     def _error(self, code: str, message: str) -> None:
-        self.outbox.put(proto.error(code, message))
+        self.outbox.put(proto.Error(code, message))
 
     async def _on_message(self, raw: str) -> None:
         try:
@@ -134,15 +101,15 @@ class WebSocketSession:
             elif isinstance(message, proto.Cancel):
                 await self._cancel()
             else:
-                self.outbox.put(proto.pong())
+                self.outbox.put(proto.Pong())
         except proto.ProtocolError as e:
             self._error(e.code, e.message)
 
     # --- client messages -----------------------------------------------------------------------
 
     async def _init(self, message: proto.Init) -> None:
-        voice = self.service.resolve_voice(message.voice)
-        language = self.service.resolve_language(message.language)
+        voice = self.speech.resolve_voice(message.voice)
+        language = self.speech.resolve_language(message.language)
         if self.stream:
             await self._drop(self.stream)
         self.config = (voice, language, message.default_mode)
@@ -166,7 +133,7 @@ class WebSocketSession:
         if self.config is None:
             raise proto.ProtocolError(proto.ErrorCode.NO_STREAM, "send init before close")
         if self.stream is None:
-            self.outbox.put(proto.done(0.0, 0))
+            self.outbox.put(proto.Done(0.0, 0))
             return
         self.stream.closing = True
         if self.stream.idle:
@@ -176,7 +143,7 @@ class WebSocketSession:
         stream = self.stream
         if stream:
             await self._drop(stream)
-        self.outbox.put(proto.cancelled(stream.id if stream else None))
+        self.outbox.put(proto.Cancelled(stream.id if stream else None))
 
     # --- streams and their segments ------------------------------------------------------------
 
@@ -186,7 +153,7 @@ class WebSocketSession:
         stream = Stream(f"{self.id}-{next(self._stream_ids)}", voice, language, mode)
         self.stream = stream
         self.outbox.put(
-            proto.stream_created(
+            proto.StreamCreated(
                 stream.id,
                 self.engine.sample_rate,
                 voice=voice.name,
@@ -205,11 +172,11 @@ class WebSocketSession:
         if stream.job:
             await self.engine.cancel(stream.job)
             stream.job = None
-            self.service.metrics.cancelled.inc()
+            self.metrics.cancelled.inc()
         self.outbox.drop(stream.id)
 
     def _finish(self, stream: Stream) -> None:
-        self.outbox.put(proto.done(stream.audio_ms, stream.segments))
+        self.outbox.put(proto.Done(stream.audio_ms, stream.segments))
         if self.stream is stream:
             self.stream = None
 
@@ -226,16 +193,15 @@ class WebSocketSession:
         task.add_done_callback(self._tasks.discard)
 
     async def _start_segment(self, stream: Stream, message: proto.Text, arrived: float) -> None:
-        service = self.service
         try:
-            text = await service.normalizer.normalize(message.text, stream.language)
+            text = await self.speech.normalizer.normalize(message.text, stream.language)
         finally:
             stream.starting = False
         if stream.dropped:
             return
         mode = message.mode or stream.default_mode
         preset = PRESETS[message.preset or proto.DEFAULT_PRESET] if mode == "stream" else None
-        seed = service.next_seed() if message.seed is None else message.seed
+        seed = self.speech.next_seed() if message.seed is None else message.seed
         segment = _Segment(self, stream, mode, arrived)
         stream.job = self.engine.open(
             Request(text, stream.voice.speaker, stream.language, seed),
@@ -259,7 +225,7 @@ class _Segment:
 
     def on_audio(self, job: Job, chunk: np.ndarray) -> None:
         if self.samples == 0:
-            self.session.service.metrics.first_audio_seconds.labels(mode=self.mode).observe(
+            self.session.metrics.first_audio_seconds.labels(mode=self.mode).observe(
                 time.monotonic() - self.arrived
             )
         self.samples += len(chunk)
@@ -273,7 +239,7 @@ class _Segment:
         stream.segments += 1
         stream.audio_ms += audio_ms
         stream.job = None
-        self.session.outbox.put(proto.segment_complete(stream.segments, audio_ms), stream.id)
+        self.session.outbox.put(proto.SegmentComplete(stream.segments, audio_ms), stream.id)
         self.session._next_segment(stream)
 
     def on_error(self, job: Job, error: Exception) -> None:

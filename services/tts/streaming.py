@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from services.protocol import tts as proto
+from protocol import tts as proto
 
 # Half a step of 16-bit PCM: an error below it does not change the rounded sample.
 JOIN_TOLERANCE = 0.5 / 32768
@@ -51,7 +51,7 @@ class CodecContext:
 Decode = Callable[[torch.Tensor], np.ndarray]  # codes (num_codebooks, n) -> float32 samples
 
 
-class AudioStream:
+class AudioChunker:
     """Collects one utterance's frames; `pop` returns the next chunk of audio once it is due.
 
     With `preset=None` (batch mode) the whole utterance is decoded at once when it ends.

@@ -32,6 +32,8 @@ import websockets
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from protocol import asr as proto  # noqa: E402
+from protocol.health import PATH as HEALTH_PATH  # noqa: E402
 from services.asr.engine import Engine, StepStats  # noqa: E402
 from services.asr.model import load_model  # noqa: E402
 from tests.audio import speak  # noqa: E402
@@ -58,12 +60,12 @@ class StepRecorder:
         self._loop.call_soon_threadsafe(self.stepped.set)
 
 
-async def feed(engine: Engine, streams, audio: np.ndarray, chunk: int, recorder) -> None:
-    """Pushes `audio` to every stream one chunk at a time, waiting for each step to end."""
+async def feed(engine: Engine, turns, audio: np.ndarray, chunk: int, recorder) -> None:
+    """Pushes `audio` to every turn one chunk at a time, waiting for each step to end."""
     for i in range(0, len(audio) - chunk + 1, chunk):
         recorder.stepped.clear()
-        for s in streams:
-            s.push(audio[i : i + chunk])
+        for t in turns:
+            t.push(audio[i : i + chunk])
         engine.wake()
         await recorder.stepped.wait()
 
@@ -72,10 +74,10 @@ async def flat_cost(engine: Engine, speech: np.ndarray, recorder: StepRecorder) 
     mode = engine.modes[LATENCY_MS]
     chunk = mode.chunk * 160
     audio = np.tile(speech, int(65 * 16000 / len(speech)) + 1)[: 62 * 16000]
-    stream = engine.open(mode, None, lambda *_: None, lambda *_: None)
+    turn = engine.open(mode, None, lambda *_: None, lambda *_: None)
     recorder.steps.clear()
-    await feed(engine, [stream], audio, chunk, recorder)
-    engine.close(stream)
+    await feed(engine, [turn], audio, chunk, recorder)
+    engine.close(turn)
     per_step = [s.seconds for s in recorder.steps]
     at = lambda t: statistics.median(per_step[int(t / mode.chunk_seconds) - 12 :][:25])  # noqa: E731
     early, late = at(5.0), at(60.0)
@@ -88,11 +90,11 @@ async def batching(engine: Engine, speech: np.ndarray, recorder: StepRecorder) -
     audio = np.tile(speech, 3)[: 8 * 16000]
     result = {}
     for n in (1, 16):
-        streams = [engine.open(mode, None, lambda *_: None, lambda *_: None) for _ in range(n)]
+        turns = [engine.open(mode, None, lambda *_: None, lambda *_: None) for _ in range(n)]
         recorder.steps.clear()
-        await feed(engine, streams, audio, chunk, recorder)
-        for s in streams:
-            engine.close(s)
+        await feed(engine, turns, audio, chunk, recorder)
+        for t in turns:
+            engine.close(t)
         steady = [s.seconds for s in recorder.steps[5:] if s.batch_size == n]
         result[f"step_ms_batch_{n}"] = statistics.median(steady) * 1e3
     result["ratio"] = result["step_ms_batch_16"] / result["step_ms_batch_1"]
@@ -103,7 +105,7 @@ async def wait_healthy(port: int) -> None:
     async with aiohttp.ClientSession() as client:
         for _ in range(1200):
             try:
-                async with client.get(f"http://127.0.0.1:{port}/health") as resp:
+                async with client.get(f"http://127.0.0.1:{port}{HEALTH_PATH}") as resp:
                     if resp.status == 200:
                         return
             except aiohttp.ClientError:
@@ -123,13 +125,13 @@ async def one_client(url: str, pcm: np.ndarray, start_delay: float) -> float:
             await ws.send(pcm[i : i + frame].tobytes())
             await asyncio.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
         sent = time.monotonic()
-        await ws.send(json.dumps({"type": "reset", "finalize": True}))
+        await ws.send(proto.Reset(finalize=True).to_json())
         async for raw in ws:
-            msg = json.loads(raw)
-            if msg["type"] == "transcript" and msg["is_final"]:
+            msg = proto.parse_server_message(raw)
+            if isinstance(msg, proto.Transcript) and msg.is_final:
                 return time.monotonic() - sent
-            if msg["type"] == "error":
-                raise RuntimeError(msg["message"])
+            if isinstance(msg, proto.Error):
+                raise RuntimeError(msg.message)
     raise RuntimeError("closed before the final transcript")
 
 

@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from services.protocol import tts as proto  # noqa: E402
+from protocol import tts as proto  # noqa: E402
 from services.tts.decoder import Request  # noqa: E402
 from services.tts.engine import Engine  # noqa: E402
 from services.tts.model import load_model  # noqa: E402

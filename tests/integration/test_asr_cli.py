@@ -5,13 +5,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
+from protocol import asr as proto
 from tests.asr_helpers import transcribe_ws
-from tests.process_helpers import free_port
+from tests.process_helpers import free_port, wait_healthy
 
 
 def run_cli(*args, **kwargs):
@@ -23,21 +22,6 @@ def run_cli(*args, **kwargs):
         env={**os.environ, "LOG_LEVEL": "INFO"},
         **kwargs,
     )
-
-
-def wait_healthy(port: int, proc, timeout: float = 180) -> dict:
-    import json
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                return json.loads(resp.read())
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError("server never became healthy")
 
 
 def test_help_lists_the_options():
@@ -68,10 +52,10 @@ async def test_serves_a_tiny_model_and_stops_on_sigterm(tiny_asr_path, offline_r
     port = free_port()
     proc = run_cli("--model", str(tiny_asr_path), "--port", str(port), "--device", "cpu")
     try:
-        health = wait_healthy(port, proc)
-        assert health["latency_modes"] == [80, 160, 560, 1120]
+        health = wait_healthy(port, proc, proto.Health, timeout=180)
+        assert health.latency_modes == [80, 160, 560, 1120]
         turn = await transcribe_ws(f"ws://127.0.0.1:{port}/?latency_ms=560", speech["fox"])
-        assert turn.final["text"] == offline_refs["fox", 560][1]
+        assert turn.final.text == offline_refs["fox", 560][1]
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:

@@ -3,9 +3,9 @@ context 56 and the extra 320 ms mode."""
 
 import pytest
 
+from protocol import asr as proto
 from services.asr.model import latency_modes, load_model
 from services.asr.server import AsrService, Settings
-from services.protocol import asr as proto
 from tests.asr_helpers import offline, transcribe_ws
 from tests.servers import served
 
@@ -46,8 +46,8 @@ def test_languages_change_the_output(refs):
 @pytest.mark.parametrize("lang", ["de-DE", "es-ES", "auto"])
 async def test_streaming_with_a_language_equals_offline(prompt_server, refs, speech, lang):
     turn = await transcribe_ws(f"{prompt_server}?latency_ms=320&language={lang}", speech["hello"])
-    assert turn.ready["language"] == lang
-    assert turn.final["text"] == refs[lang, 320]
+    assert turn.ready.language == lang
+    assert turn.final.text == refs[lang, 320]
 
 
 async def test_sessions_in_different_languages_at_once(prompt_server, refs, speech):
@@ -57,18 +57,16 @@ async def test_sessions_in_different_languages_at_once(prompt_server, refs, spee
         transcribe_ws(prompt_server, speech["hello"], language="de", latency_ms=160),
         transcribe_ws(prompt_server, speech["hello"], language="es-ES", latency_ms=160),
     )
-    assert turns[0].others[0]["language"] == "de-DE"  # a bare language picks its locale
-    assert [t.final["text"] for t in turns] == [refs["de-DE", 160], refs["es-ES", 160]]
+    assert turns[0].others[0].language == "de-DE"  # a bare language picks its locale
+    assert [t.final.text for t in turns] == [refs["de-DE", 160], refs["es-ES", 160]]
 
 
 async def test_unknown_language_is_refused(prompt_server):
-    import json
-
     import websockets
 
     async with websockets.connect(prompt_server) as ws:
-        ready = json.loads(await ws.recv())
-        assert ready["language"] == "auto" and "de-DE" in ready["languages"]
-        await ws.send(json.dumps({"type": "config", "language": "xx-XX"}))
-        msg = json.loads(await ws.recv())
-    assert msg["code"] == proto.ErrorCode.BAD_CONFIG
+        ready = proto.parse_server_message(await ws.recv())
+        assert ready.language == "auto" and "de-DE" in ready.languages
+        await ws.send(proto.Config(language="xx-XX").to_json())
+        msg = proto.parse_server_message(await ws.recv())
+    assert msg.code == proto.ErrorCode.BAD_CONFIG

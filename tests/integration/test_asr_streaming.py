@@ -1,13 +1,13 @@
 """Streaming through the real server and engine gives NeMo's offline result, alone or batched."""
 
 import asyncio
-import json
 import threading
 
 import numpy as np
 import pytest
 import websockets
 
+from protocol import asr as proto
 from services.asr.engine import StepStats
 from tests.asr_helpers import Turn, read_until_final, send_pcm, transcribe_ws
 
@@ -27,12 +27,12 @@ def test_references_are_not_empty(offline_refs):
 async def test_streaming_equals_offline(asr_server, offline_refs, speech, name, latency_ms):
     _, url = asr_server
     turn = await transcribe_ws(f"{url}?latency_ms={latency_ms}", speech[name])
-    assert turn.ready["latency_ms"] == latency_ms
-    assert turn.final["text"] == offline_refs[name, latency_ms][1]
-    assert turn.final["finalize"] is True
+    assert turn.ready.latency_ms == latency_ms
+    assert turn.final.text == offline_refs[name, latency_ms][1]
+    assert turn.final.finalize is True
     # Interims are cumulative prefixes of the turn's text, and arrive before the final.
     assert turn.interims, "expected interim transcripts"
-    assert all(turn.final["text"].startswith(t) for t in turn.interims)
+    assert all(turn.final.text.startswith(t) for t in turn.interims)
 
 
 async def test_engine_tokens_equal_offline_tokens(asr_server, offline_refs, speech):
@@ -84,7 +84,7 @@ async def test_batched_sessions_equal_single(asr_server, offline_refs, speech):
     finally:
         service.engine._on_step = previous
     for (name, latency_ms, _), turn in zip(jobs, turns, strict=True):
-        assert turn.final["text"] == offline_refs[name, latency_ms][1], (name, latency_ms)
+        assert turn.final.text == offline_refs[name, latency_ms][1], (name, latency_ms)
     assert max(s.batch_size for s in steps if s.latency_ms == 160) >= 2
 
 
@@ -92,12 +92,12 @@ async def test_turns_reset_cleanly_on_one_connection(asr_server, offline_refs, s
     """After a finalize the next turn starts from a clean state: no reload, no carried text."""
     _, url = asr_server
     async with websockets.connect(url) as ws:
-        json.loads(await ws.recv())
+        await ws.recv()  # ready
         for name in ["hello", "count", "hello"]:
             await send_pcm(ws, speech[name])
-            await ws.send(json.dumps({"type": "reset", "finalize": True}))
+            await ws.send(proto.Reset(finalize=True).to_json())
             turn = await read_until_final(ws, Turn())
-            assert turn.final["text"] == offline_refs[name, 160][1]
+            assert turn.final.text == offline_refs[name, 160][1]
 
 
 async def test_audio_sent_right_after_reset_belongs_to_the_next_turn(
@@ -106,39 +106,39 @@ async def test_audio_sent_right_after_reset_belongs_to_the_next_turn(
     """The next turn's audio may arrive before the previous final is out; it is kept apart."""
     _, url = asr_server
     async with websockets.connect(url) as ws:
-        json.loads(await ws.recv())
+        await ws.recv()  # ready
         await send_pcm(ws, speech["fox"])
-        await ws.send(json.dumps({"type": "reset"}))
+        await ws.send(proto.Reset().to_json())
         await send_pcm(ws, speech["lights"])
-        await ws.send(json.dumps({"type": "reset"}))
+        await ws.send(proto.Reset().to_json())
         first = await read_until_final(ws, Turn())
         second = await read_until_final(ws, Turn())
-    assert first.final["text"] == offline_refs["fox", 160][1]
-    assert second.final["text"] == offline_refs["lights", 160][1]
+    assert first.final.text == offline_refs["fox", 160][1]
+    assert second.final.text == offline_refs["lights", 160][1]
 
 
 async def test_soft_reset_reports_the_text_so_far_and_keeps_state(asr_server, offline_refs, speech):
     _, url = asr_server
     pcm = speech["weather"]
     async with websockets.connect(url) as ws:
-        json.loads(await ws.recv())
+        await ws.recv()  # ready
         await send_pcm(ws, pcm[: len(pcm) // 2])
         await asyncio.sleep(0.5)
-        await ws.send(json.dumps({"type": "reset", "finalize": False}))
+        await ws.send(proto.Reset(finalize=False).to_json())
         soft = await read_until_final(ws, Turn())
-        assert soft.final["finalize"] is False
+        assert soft.final.finalize is False
         await send_pcm(ws, pcm[len(pcm) // 2 :])
-        await ws.send(json.dumps({"type": "reset", "finalize": True}))
+        await ws.send(proto.Reset(finalize=True).to_json())
         hard = await read_until_final(ws, Turn())
     full = offline_refs["weather", 160][1]
-    assert hard.final["text"] == full
-    assert full.startswith(soft.final["text"])
+    assert hard.final.text == full
+    assert full.startswith(soft.final.text)
 
 
 async def test_finalize_without_audio_gives_empty_text(asr_server):
     _, url = asr_server
     turn = await transcribe_ws(url, np.zeros(0, dtype=np.int16))
-    assert turn.final["text"] == ""
+    assert turn.final.text == ""
 
 
 async def test_model_steps_run_off_the_event_loop(asr_server, speech):

@@ -40,5 +40,5 @@ async def test_every_phrase_is_heard_as_said(trained_model, trained_server, spok
     att_context = latency_modes(trained_model)[latency_ms].att_context
     for (text, voice), pcm in spoken.items():
         turn = await transcribe_ws(f"{trained_server}?latency_ms={latency_ms}", pcm)
-        assert turn.final["text"] == text, (voice, latency_ms)
+        assert turn.final.text == text, (voice, latency_ms)
         assert offline(trained_model, pcm, att_context)[1] == text

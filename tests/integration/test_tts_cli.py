@@ -1,21 +1,19 @@
 """`python -m services.tts` as a user runs it: a real process, a real port, a clean exit."""
 
 import asyncio
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import aiohttp
 import numpy as np
 import pytest
 
+from protocol import tts as proto
 from tests.llm_helpers import poll
-from tests.process_helpers import free_port, metric
+from tests.process_helpers import free_port, metric, wait_healthy
 from tests.tts_helpers import speak
 
 TEXT = "Hello from a real process."
@@ -32,19 +30,6 @@ def run_cli(*args):
         text=True,
         env=env,
     )
-
-
-def wait_healthy(port: int, proc, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                return json.loads(resp.read())
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError("server never became healthy")
 
 
 def test_help_lists_the_options():
@@ -81,8 +66,8 @@ async def test_serves_the_tiny_model_and_stops_on_sigterm(tiny_tts_paths, tts_se
     magpie, codec = tiny_tts_paths
     proc = run_cli("--model", str(magpie), "--codec", str(codec), "--port", str(port))
     try:
-        health = wait_healthy(port, proc)
-        assert health["status"] == "ready" and health["sample_rate"] == 22050
+        health = wait_healthy(port, proc, proto.Health, timeout=300)
+        assert health.status == "ready" and health.sample_rate == 22050
         spoken = await speak(f"ws://127.0.0.1:{port}/ws/tts/stream", TEXT, seed=3)
         reference = await speak(reference_url, TEXT, seed=3)
         assert np.array_equal(spoken.audio, reference.audio)

@@ -7,7 +7,7 @@ import torch
 from services.tts.decoder import Decoder, Request
 from services.tts.streaming import (
     JOIN_TOLERANCE,
-    AudioStream,
+    AudioChunker,
     CodecContext,
     Preset,
     codec_decoder,
@@ -93,7 +93,7 @@ def codes(tts_model):
 class TestChunkedCodecDecode:
     def stream(self, model, codes, left: int) -> np.ndarray:
         """Pushes `codes` a frame at a time, as the decoder makes them; joins the chunks."""
-        audio = AudioStream(codec_decoder(model), CodecContext(left, 0), Preset("test", 4, 5))
+        audio = AudioChunker(codec_decoder(model), CodecContext(left, 0), Preset("test", 4, 5))
         chunks = []
         with torch.inference_mode():
             for i in range(codes.shape[1]):

@@ -3,7 +3,6 @@ cancel, the sample rate, normalisation."""
 
 import asyncio
 import io
-import json
 import time
 import wave
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import websockets
 
-from services.protocol import tts as proto
+from protocol import tts as proto
 from services.tts.decoder import Request
 from services.tts.streaming import PRESETS
 from tests.tts_helpers import LONG_TEXT, Spoken, read_stream, speak, text_message
@@ -40,13 +39,13 @@ async def test_stream_mode_sends_the_first_chunk_after_the_preset_frames(tts_ser
     _, url, _ = tts_server
     for preset in PRESETS.values():
         async with websockets.connect(url) as ws:
-            await ws.send(json.dumps({"type": "init"}))
+            await ws.send(proto.Init().to_json())
             await ws.recv()
             await ws.send(text_message(TEXT, preset=preset.name, seed=1))
             first = await ws.recv()
             assert len(first) == 2 * preset.first * SAMPLES_PER_FRAME
-            await ws.send(json.dumps({"type": "cancel"}))
-            await read_stream(ws, until=("cancelled",))
+            await ws.send(proto.Cancel().to_json())
+            await read_stream(ws, until=(proto.Cancelled,))
 
 
 async def test_concurrent_sessions_each_get_their_audio_alone(tts_server):
@@ -65,16 +64,16 @@ async def test_concurrent_sessions_each_get_their_audio_alone(tts_server):
 
     async def run(i, text, init, fields):
         async with websockets.connect(url) as ws:
-            await ws.send(json.dumps({"type": "init", **init}))
+            await ws.send(proto.Init(**init).to_json())
             await ws.send(text_message(text, **fields))
-            await ws.send(json.dumps({"type": "close"}))
+            await ws.send(proto.Close().to_json())
             spoken = Spoken()
             async for raw in ws:
                 if isinstance(raw, bytes):
                     if not spoken.segments[-1]:
                         events.append((time.monotonic(), i, "first audio"))
                     spoken.segments[-1].extend(raw)
-                elif json.loads(raw)["type"] == "done":
+                elif isinstance(proto.parse_server_message(raw), proto.Done):
                     events.append((time.monotonic(), i, "done"))
                     return spoken
 
@@ -92,7 +91,7 @@ async def test_cancel_stops_generation_within_one_step(tts_server):
     """The engine drops a cancelled utterance between steps: counted in decoder steps, it runs at
     most the one step that was under way, and never again while others keep going."""
     service, _, _ = tts_server
-    engine = service.engine
+    engine = service.speech.engine
     first_audio = asyncio.Event()
     other_done = asyncio.Event()
     delivered_after_cancel = []
@@ -134,22 +133,22 @@ async def test_cancel_over_the_protocol_stops_audio_and_steps(tts_server):
     the next text opens a new stream on the same connection."""
     service, url, http = tts_server
     async with websockets.connect(url) as ws, aiohttp.ClientSession() as client:
-        await ws.send(json.dumps({"type": "init"}))
-        created = json.loads(await ws.recv())
+        await ws.send(proto.Init().to_json())
+        created = proto.parse_server_message(await ws.recv())
         await ws.send(text_message(LONG_TEXT, preset="aggressive", seed=3))
         assert isinstance(await ws.recv(), bytes)
-        await ws.send(json.dumps({"type": "cancel"}))
-        spoken = await read_stream(ws, until=("cancelled",))
-        assert spoken.end == {"type": "cancelled", "stream_id": created["stream_id"]}
+        await ws.send(proto.Cancel().to_json())
+        spoken = await read_stream(ws, until=(proto.Cancelled,))
+        assert spoken.end == proto.Cancelled(created.stream_id)
         assert spoken.complete == [], "the long text cannot have finished already"
         steps = await decoder_steps(client, http)
         await asyncio.sleep(0.3)
         assert await decoder_steps(client, http) == steps
-        assert service.engine.active == 0
+        assert service.speech.engine.active == 0
         await ws.send(text_message(TEXT, seed=3))
-        await ws.send(json.dumps({"type": "close"}))
+        await ws.send(proto.Close().to_json())
         after = await read_stream(ws)
-    assert after.created["stream_id"] != created["stream_id"]
+    assert after.created.stream_id != created.stream_id
     assert len(after.audio) == UTTERANCE_SAMPLES
 
 
@@ -167,9 +166,9 @@ async def test_the_sample_rate_is_the_codecs_and_labelled_so(tts_server, tts_mod
     _, url, http = tts_server
     assert tts_model.output_sample_rate == 22050
     spoken = await speak(url, TEXT, seed=1)
-    assert spoken.created["sample_rate"] == 22050
-    assert spoken.created["encoding"] == "pcm_s16le" and spoken.created["channels"] == 1
-    assert spoken.complete[0]["audio_ms"] == pytest.approx(1000 * UTTERANCE_SAMPLES / 22050)
+    assert spoken.created.sample_rate == 22050
+    assert spoken.created.encoding == "pcm_s16le" and spoken.created.channels == 1
+    assert spoken.complete[0].audio_ms == pytest.approx(1000 * UTTERANCE_SAMPLES / 22050)
     async with aiohttp.ClientSession() as client:
         async with client.get(f"{http}/v1/voices") as resp:
             assert (await resp.json())["sample_rate"] == 22050
@@ -186,7 +185,7 @@ async def test_numbers_and_currency_are_spoken_as_words(tts_server):
     """With normalisation on, "$5 on Jan 3" and its words give the same audio for the same seed
     (and other words give other audio, so the comparison means something)."""
     service, url, _ = tts_server
-    assert service.normalizer.status["en"] == "on"
+    assert service.speech.normalizer.status["en"] == "on"
     written = await speak(url, "It costs $5 on Jan 3.", mode="batch", seed=8)
     words = await speak(url, "It costs five dollars on january third.", mode="batch", seed=8)
     other = await speak(url, "It costs some dollars on some day.", mode="batch", seed=8)
@@ -198,14 +197,12 @@ async def test_segments_are_spoken_in_order_and_counted(tts_server):
     _, url, _ = tts_server
     texts = ["First segment.", "Second segment, batch.", "Third."]
     spoken = await speak(url, *texts, seed=4)
-    assert [m["segment"] for m in spoken.complete] == [1, 2, 3]
+    assert [m.segment for m in spoken.complete] == [1, 2, 3]
     assert len(spoken.segments) == 3
     for segment, message in zip(spoken.segments, spoken.complete, strict=True):
-        assert message["audio_ms"] == pytest.approx(1000 * len(segment) / 2 / 22050)
-    assert spoken.end["segments_generated"] == 3
-    assert spoken.end["total_audio_ms"] == pytest.approx(
-        sum(m["audio_ms"] for m in spoken.complete)
-    )
+        assert message.audio_ms == pytest.approx(1000 * len(segment) / 2 / 22050)
+    assert spoken.end.segments_generated == 3
+    assert spoken.end.total_audio_ms == pytest.approx(sum(m.audio_ms for m in spoken.complete))
     # The same seed is used for every segment that names it, so each equals it alone.
     alone = await speak(url, texts[1], seed=4)
     assert bytes(spoken.segments[1]) == bytes(alone.segments[0])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from dotenv import dotenv_values
 
-from services.protocol import tts as proto
+from protocol import tts as proto
 from services.tts.model import RELEASED_VOICES, SPEAKER_TABLE, load_model, speaker_table
 from services.tts.server import Settings, TtsService
 from tests.servers import served
@@ -39,13 +39,13 @@ async def named_server(named_tts_path):
 async def test_the_released_voice_names_are_spoken(named_server):
     service, url = named_server
     assert ENV_EXAMPLE_VOICE == "aria"
-    assert service.voices == list(RELEASED_VOICES) and service.default_voice == "aria"
+    assert service.speech.voices == list(RELEASED_VOICES) and service.speech.default_voice == "aria"
     by_name = await speak(url, "Hello there.", init={"voice": "aria"}, seed=3)
     by_index = await speak(url, "Hello there.", init={"voice": "2"}, seed=3)
     default = await speak(url, "Hello there.", seed=3)
     other = await speak(url, "Hello there.", init={"voice": "Leo"}, seed=3)
-    assert by_name.created["voice"] == by_index.created["voice"] == "aria"
-    assert default.created["voice"] == "aria" and other.created["voice"] == "leo"
+    assert by_name.created.voice == by_index.created.voice == "aria"
+    assert default.created.voice == "aria" and other.created.voice == "leo"
     assert np.array_equal(by_name.audio, by_index.audio)
     assert np.array_equal(by_name.audio, default.audio)
     assert not np.array_equal(by_name.audio, other.audio)

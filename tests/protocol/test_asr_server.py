@@ -9,8 +9,8 @@ import pytest
 import websockets
 from aiohttp.test_utils import TestServer
 
+from protocol import asr as proto
 from services.asr.server import AsrService, Settings
-from services.protocol import asr as proto
 from tests.asr_helpers import Turn, read_until_final, send_pcm, transcribe_ws
 from tests.audio import speak, wav_bytes
 
@@ -59,8 +59,8 @@ async def test_ready_describes_the_session(asr_server):
 async def test_config_message_changes_the_mode(asr_server, offline_refs, speech):
     _, url = asr_server
     turn = await transcribe_ws(url, speech["fox"], latency_ms=1120)
-    assert turn.others[0] == {"type": "configured", "latency_ms": 1120, "language": None}
-    assert turn.final["text"] == offline_refs["fox", 1120][1]
+    assert turn.others[0] == proto.Configured(latency_ms=1120, language=None)
+    assert turn.final.text == offline_refs["fox", 1120][1]
 
 
 async def test_english_model_accepts_english_and_refuses_other_languages(asr_server):
@@ -103,9 +103,9 @@ async def test_bad_text_frames_get_an_error_and_lose_nothing(
         await send_pcm(ws, pcm[8000:])
         await ws.send(json.dumps({"type": "reset"}))
         turn = await read_until_final(ws, Turn())
-    errors = [m for m in turn.others if m["type"] == "error"]
-    assert [e["code"] for e in errors] == [code]
-    assert turn.final["text"] == offline_refs["lights", 160][1]
+    errors = [m for m in turn.others if isinstance(m, proto.Error)]
+    assert [e.code for e in errors] == [code]
+    assert turn.final.text == offline_refs["lights", 160][1]
 
 
 async def test_odd_byte_frame_is_refused_and_the_stream_goes_on(asr_server, offline_refs, speech):
@@ -116,8 +116,8 @@ async def test_odd_byte_frame_is_refused_and_the_stream_goes_on(asr_server, offl
         await send_pcm(ws, speech["hello"])
         await ws.send(json.dumps({"type": "reset"}))
         turn = await read_until_final(ws, Turn())
-    assert turn.others[0]["code"] == proto.ErrorCode.BAD_AUDIO
-    assert turn.final["text"] == offline_refs["hello", 160][1]
+    assert turn.others[0].code == proto.ErrorCode.BAD_AUDIO
+    assert turn.final.text == offline_refs["hello", 160][1]
 
 
 async def test_config_after_audio_is_refused(asr_server, speech):
@@ -161,11 +161,11 @@ async def test_session_limit_and_dropped_connections_free_their_slot(
     assert service.sessions == 1
     await send_pcm(second, speech["count"])
     await second.send(json.dumps({"type": "reset"}))
-    assert (await read_until_final(second, Turn())).final["text"] == offline_refs["count", 160][1]
+    assert (await read_until_final(second, Turn())).final.text == offline_refs["count", 160][1]
     turn = await transcribe_ws(url, speech["hello"])
-    assert turn.final["text"] == offline_refs["hello", 160][1]
+    assert turn.final.text == offline_refs["hello", 160][1]
     await second.close()
-    assert service.engine.active_streams == 0
+    assert service.engine.active_turns == 0
 
 
 async def test_not_ready_until_the_model_is_loaded(make_server):
@@ -188,7 +188,7 @@ async def test_api_key_is_required_when_set(make_server, offline_refs, speech):
     async with websockets.connect(url, additional_headers=headers) as ws:
         assert json.loads(await ws.recv())["type"] == "ready"
     turn = await transcribe_ws(f"{url}?api_key=s3cret", speech["hello"])
-    assert turn.final["text"] == offline_refs["hello", 160][1]
+    assert turn.final.text == offline_refs["hello", 160][1]
     async with aiohttp.ClientSession() as client, client.get(f"{http}/health") as resp:
         assert resp.status == 200  # probes need no token
 

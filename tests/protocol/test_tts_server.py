@@ -12,7 +12,7 @@ import pytest
 import websockets
 from aiohttp.test_utils import TestServer
 
-from services.protocol import tts as proto
+from protocol import tts as proto
 from services.tts.server import Settings, TtsService
 from tests.tts_helpers import LONG_TEXT, Spoken, read_stream, speak, text_message
 from tiny_models.tts import MAX_DECODER_STEPS, SAMPLES_PER_FRAME
@@ -84,8 +84,8 @@ async def test_a_voice_can_be_named_by_index_and_defaults_apply(tts_server):
     by_index = await speak(url, TEXT, init={"voice": "1"}, seed=2)
     by_name = await speak(url, TEXT, init={"voice": "speaker_1"}, seed=2)
     default = await speak(url, TEXT, seed=2)
-    assert by_index.created["voice"] == "speaker_1" and default.created["voice"] == "speaker_0"
-    assert default.created["language"] == "en"
+    assert by_index.created.voice == "speaker_1" and default.created.voice == "speaker_0"
+    assert default.created.language == "en"
     assert np.array_equal(by_index.audio, by_name.audio)
     assert not np.array_equal(by_name.audio, default.audio)
 
@@ -103,11 +103,11 @@ async def test_a_full_exchange_text_close_done_then_a_new_stream(tts_server):
         await ws.send(text_message("Three."))
         await send(ws, type="close")
         second = await read_stream(ws)
-    assert [m["segment"] for m in first.complete] == [1, 2]
-    assert first.end["segments_generated"] == 2
+    assert [m.segment for m in first.complete] == [1, 2]
+    assert first.end.segments_generated == 2
     assert len(first.audio) == 2 * UTTERANCE_SAMPLES
-    assert second.created and second.created["stream_id"] != first.created["stream_id"]
-    assert second.end["segments_generated"] == 1
+    assert second.created and second.created.stream_id != first.created.stream_id
+    assert second.end.segments_generated == 1
 
 
 async def test_close_with_nothing_queued_answers_done_at_once(tts_server):
@@ -143,11 +143,11 @@ async def test_cancel_drops_queued_segments_too(tts_server):
             await ws.send(text_message(text, preset="aggressive"))
         assert isinstance(await ws.recv(), bytes)
         await send(ws, type="cancel")
-        spoken = await read_stream(ws, until=("cancelled",))
+        spoken = await read_stream(ws, until=(proto.Cancelled,))
         assert spoken.complete == []
         await send(ws, type="ping")
-        assert await ws.recv() == proto.pong(), "nothing of the cancelled stream may follow"
-    assert service.engine.active == 0
+        assert proto.parse_server_message(await ws.recv()) == proto.Pong(), "nothing of it follows"
+    assert service.speech.engine.active == 0
 
 
 @pytest.mark.parametrize(
@@ -197,8 +197,8 @@ async def test_bad_frames_mid_stream_get_an_error_and_lose_nothing(tts_server, f
         await ws.send(frame)
         await send(ws, type="close")
         spoken = await read_stream(ws)
-    assert [e["code"] for e in spoken.errors] == [code]
-    assert spoken.created["stream_id"]  # an unknown voice or language keeps the stream it had
+    assert [e.code for e in spoken.errors] == [code]
+    assert spoken.created.stream_id  # an unknown voice or language keeps the stream it had
     assert np.array_equal(spoken.audio, reference.audio)
 
 
@@ -207,9 +207,9 @@ async def test_a_sentence_too_long_for_the_model_is_refused_and_the_stream_goes_
     in the tiny model): a clear error for that segment, and the next one is spoken."""
     _, url, http = tts_server
     spoken = await speak(url, "x" * 600, TEXT)
-    assert [e["code"] for e in spoken.errors] == [proto.ErrorCode.TEXT_TOO_LONG]
-    assert "split it" in spoken.errors[0]["message"]
-    assert spoken.end["segments_generated"] == 1 and len(spoken.audio) == UTTERANCE_SAMPLES
+    assert [e.code for e in spoken.errors] == [proto.ErrorCode.TEXT_TOO_LONG]
+    assert "split it" in spoken.errors[0].message
+    assert spoken.end.segments_generated == 1 and len(spoken.audio) == UTTERANCE_SAMPLES
     async with aiohttp.ClientSession() as client:
         async with client.post(f"{http}/v1/audio/speech", json={"input": "x" * 600}) as resp:
             assert resp.status == 400 and "split it" in (await resp.json())["error"]["message"]
@@ -223,9 +223,9 @@ async def test_text_after_close_is_refused_until_done(tts_server):
         await send(ws, type="close")
         await ws.send(text_message("too late"))
         spoken = await read_stream(ws)
-    assert [e["code"] for e in spoken.errors] == [proto.ErrorCode.BAD_MESSAGE]
-    assert "closing" in spoken.errors[0]["message"]
-    assert spoken.end["segments_generated"] == 1
+    assert [e.code for e in spoken.errors] == [proto.ErrorCode.BAD_MESSAGE]
+    assert "closing" in spoken.errors[0].message
+    assert spoken.end.segments_generated == 1
 
 
 async def test_oversize_frame_closes_with_1009(tts_server):
@@ -254,10 +254,10 @@ async def test_a_client_vanishing_mid_utterance_frees_everything(make_server):
     first.transport.abort()
     spoken = await read_stream(other)
     for _ in range(100):
-        if service.sessions == 1 and service.engine.active == 0:
+        if service.sessions == 1 and service.speech.engine.active == 0:
             break
         await asyncio.sleep(0.02)
-    assert service.sessions == 1 and service.engine.active == 0
+    assert service.sessions == 1 and service.speech.engine.active == 0
     assert np.array_equal(spoken.audio, reference.audio)
     await other.close()
 
@@ -273,7 +273,7 @@ async def test_session_limit_refuses_with_try_again_later(make_server):
             break
         await asyncio.sleep(0.02)
     spoken = await speak(url, "Room again.")
-    assert spoken.end["segments_generated"] == 1
+    assert spoken.end.segments_generated == 1
 
 
 async def test_not_ready_until_the_model_is_loaded(make_server):
@@ -298,7 +298,7 @@ async def test_api_key_is_required_when_set(make_server):
         await websockets.connect(url)
     assert err.value.response.status_code == 401
     spoken = await speak(f"{url}?api_key=s3cret", "Hi.")
-    assert spoken.end["segments_generated"] == 1
+    assert spoken.end.segments_generated == 1
     async with aiohttp.ClientSession() as client:
         async with client.post(f"{http}/v1/audio/speech", json={"input": "hi"}) as resp:
             assert resp.status == 401

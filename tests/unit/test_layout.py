@@ -1,5 +1,6 @@
-"""The layout rules of docs/architecture.md: bots/ never imports torch or NeMo; services/ never
-imports Pipecat; nothing the product runs imports tests/."""
+"""The layout rules of docs/architecture.md: bots/ never imports torch, NeMo or services/;
+services/ never imports Pipecat; protocol/ imports neither side; nothing the product runs imports
+tests/."""
 
 import ast
 from pathlib import Path
@@ -22,7 +23,11 @@ def _imported_top_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize(
     ("folder", "forbidden"),
-    [("bots", {"torch", "nemo", "torchaudio"}), ("services", {"pipecat"})],
+    [
+        ("bots", {"torch", "nemo", "torchaudio", "services"}),
+        ("services", {"pipecat"}),
+        ("protocol", {"services", "bots", "pipecat", "torch", "nemo"}),
+    ],
 )
 def test_forbidden_imports(folder, forbidden):
     offenders = {

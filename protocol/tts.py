@@ -1,5 +1,6 @@
-"""Wire protocol of the streaming TTS service (WebSocket `/ws/tts/stream`), imported by the server
-and the bot.
+"""Wire protocol of the streaming TTS service (WebSocket `/ws/tts/stream`, and the bodies of
+`/v1/voices` and `/health`), imported by the server and its clients: every message is a frozen
+dataclass with `to_json()`.
 
 Compatible with the `pipecat-ai/nemotron-january-2026` TTS server: its client sends `init` once,
 then `text` segments, `close` to flush, `cancel` on barge-in, and reads binary PCM plus
@@ -16,7 +17,8 @@ client -> server
   {"type": "cancel"}     stop now; answered by `cancelled`
   {"type": "ping"}       answered by `pong`
 server -> client
-  {"type": "stream_created", "stream_id", "sample_rate", "encoding", "channels", "voice", ...}
+  {"type": "stream_created", "stream_id", "sample_rate", "encoding", "channels", "voice",
+   "language", "default_mode"}
   binary                 PCM s16le mono at `sample_rate` (the codec's rate: 22050 Hz)
   {"type": "segment_complete", "segment": n, "audio_ms": ...}
   {"type": "done", "total_audio_ms": ..., "segments_generated": n}
@@ -27,9 +29,13 @@ server -> client
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+from protocol import health
+from protocol.common import OMIT_NONE, Message, ProtocolError, json_object, parse_typed
+from protocol.common import CloseCode as CloseCode  # re-exported: the server closes with these
+from protocol.common import ErrorCode as CommonErrorCode
 
 ENCODING = "pcm_s16le"
 PATH = "/ws/tts/stream"
@@ -43,100 +49,61 @@ MAX_TEXT_CHARS = 2000
 MAX_FRAME_BYTES = 64 * 1024
 
 
-class ErrorCode:
-    BAD_JSON = "bad_json"
-    BAD_MESSAGE = "bad_message"
-    UNKNOWN_TYPE = "unknown_type"
+class ErrorCode(CommonErrorCode):
     NO_STREAM = "no_stream"  # text/close before any init
     EMPTY_TEXT = "empty_text"
     TEXT_TOO_LONG = "text_too_long"
     UNKNOWN_VOICE = "unknown_voice"
     UNKNOWN_LANGUAGE = "unknown_language"
     BINARY_NOT_ACCEPTED = "binary_not_accepted"
-    TOO_MANY_SESSIONS = "too_many_sessions"
-    NOT_READY = "not_ready"
-    INTERNAL = "internal"
 
 
-class CloseCode:
-    """WebSocket close codes the server uses (RFC 6455)."""
-
-    TOO_BIG = 1009  # a frame above MAX_FRAME_BYTES
-    TRY_AGAIN_LATER = 1013  # too many sessions, or the model is still loading
-
-
-class ProtocolError(ValueError):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+# --- client -> server ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Init:
-    voice: str | None = None
-    language: str | None = None
+class Init(Message):
+    """Opens a stream with this voice and language (the service's defaults where left out);
+    a stream still speaking is dropped."""
+
+    type = "init"
+    voice: str | None = field(default=None, metadata=OMIT_NONE)
+    language: str | None = field(default=None, metadata=OMIT_NONE)
     default_mode: str = "stream"
 
 
 @dataclass(frozen=True)
-class Text:
+class Text(Message):
+    """One segment of the stream's text, spoken after the segments before it."""
+
+    type = "text"
     text: str
-    mode: str | None = None  # None: the stream's default_mode
-    preset: str | None = None
-    seed: int | None = None  # None: the server picks one
+    mode: str | None = field(default=None, metadata=OMIT_NONE)  # None: the stream's default_mode
+    preset: str | None = field(default=None, metadata=OMIT_NONE)
+    seed: int | None = field(default=None, metadata=OMIT_NONE)  # None: the server picks one
 
 
 @dataclass(frozen=True)
-class Close:
-    pass
+class Close(Message):
+    type = "close"
 
 
 @dataclass(frozen=True)
-class Cancel:
-    pass
+class Cancel(Message):
+    type = "cancel"
 
 
 @dataclass(frozen=True)
-class Ping:
-    pass
+class Ping(Message):
+    type = "ping"
 
 
 ClientMessage = Init | Text | Close | Cancel | Ping
 
 
-@dataclass(frozen=True)
-class Voices:
-    """The answer to `GET /v1/voices`: what the service speaks, and what it picks by default."""
-
-    voices: list[str]
-    default_voice: str
-    languages: list[str]
-    default_language: str
-    sample_rate: int
-    encoding: str = ENCODING
-    normalization: dict[str, str] = field(default_factory=dict)  # per language: on, or why not
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Voices:
-        """Reads a service's answer; fields this client does not know are ignored."""
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as e:
-            raise ValueError(f"not a {VOICES_PATH} answer: {e}") from None
-
-
 def parse_client_text(raw: str) -> ClientMessage:
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ProtocolError(ErrorCode.BAD_JSON, f"text frames must be JSON objects: {e}") from e
-    if not isinstance(data, dict):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, "text frames must be JSON objects")
+    """Parses one text frame from a client, or raises ProtocolError."""
+    data = json_object(raw)
     kind = data.get("type")
     if kind == "init":
         mode = data.get("default_mode", "stream")
@@ -199,44 +166,85 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 # --- server -> client ----------------------------------------------------------------------------
 
 
-def stream_created(stream_id: str, sample_rate: int, **fields: Any) -> str:
-    return json.dumps(
-        {
-            "type": "stream_created",
-            "stream_id": stream_id,
-            "sample_rate": sample_rate,
-            "encoding": ENCODING,
-            "channels": 1,
-            **fields,
-        }
+@dataclass(frozen=True)
+class StreamCreated(Message):
+    """A stream opened (on init, or on the first text after done or cancel): its audio format."""
+
+    type = "stream_created"
+    stream_id: str
+    sample_rate: int
+    encoding: str = ENCODING
+    channels: int = 1
+    voice: str | None = None
+    language: str | None = None
+    default_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class SegmentComplete(Message):
+    type = "segment_complete"
+    segment: int  # 1 for the stream's first text segment
+    audio_ms: float
+
+
+@dataclass(frozen=True)
+class Done(Message):
+    type = "done"
+    total_audio_ms: float
+    segments_generated: int
+
+
+@dataclass(frozen=True)
+class Cancelled(Message):
+    type = "cancelled"
+    stream_id: str | None  # None: there was no stream to cancel
+
+
+@dataclass(frozen=True)
+class Error(Message):
+    type = "error"
+    code: str
+    message: str
+    fatal: bool = False  # the server closes the connection after it
+
+
+@dataclass(frozen=True)
+class Pong(Message):
+    type = "pong"
+
+
+ServerMessage = StreamCreated | SegmentComplete | Done | Cancelled | Error | Pong
+
+
+def parse_server_message(raw: str | bytes) -> ServerMessage | None:
+    """Used by clients (the bot, tests): a server text frame as its message; None for a type this
+    client does not know. ValueError for a frame that is no message."""
+    return parse_typed(  # type: ignore[return-value]
+        raw, (StreamCreated, SegmentComplete, Done, Cancelled, Error, Pong)
     )
 
 
-def segment_complete(segment: int, audio_ms: float) -> str:
-    return json.dumps({"type": "segment_complete", "segment": segment, "audio_ms": audio_ms})
+# --- HTTP ----------------------------------------------------------------------------------------
 
 
-def done(total_audio_ms: float, segments_generated: int) -> str:
-    return json.dumps(
-        {"type": "done", "total_audio_ms": total_audio_ms, "segments_generated": segments_generated}
-    )
+@dataclass(frozen=True)
+class Voices(Message):
+    """The answer to `GET /v1/voices`: what the service speaks, and what it picks by default."""
+
+    voices: list[str]
+    default_voice: str
+    languages: list[str]
+    default_language: str
+    sample_rate: int
+    encoding: str = ENCODING
+    normalization: dict[str, str] = field(default_factory=dict)  # per language: on, or why not
 
 
-def cancelled(stream_id: str | None) -> str:
-    return json.dumps({"type": "cancelled", "stream_id": stream_id})
+@dataclass(frozen=True)
+class Health(health.Health):
+    """The TTS's `/health`: with the audio format, voices and languages once the model is loaded."""
 
-
-def error(code: str, message: str, fatal: bool = False) -> str:
-    return json.dumps({"type": "error", "code": code, "message": message, "fatal": fatal})
-
-
-def pong() -> str:
-    return json.dumps({"type": "pong"})
-
-
-def parse_server_message(raw: str) -> dict[str, Any]:
-    """Used by clients (the bot, tests): a server text frame as a dict with a `type`."""
-    data = json.loads(raw)
-    if not isinstance(data, dict) or "type" not in data:
-        raise ValueError(f"not a TTS server message: {raw[:200]!r}")
-    return data
+    sample_rate: int | None = field(default=None, metadata=OMIT_NONE)
+    voices: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    languages: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    normalization: dict[str, str] | None = field(default=None, metadata=OMIT_NONE)

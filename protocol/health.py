@@ -1,0 +1,33 @@
+"""The `/health` body of the model services: 200 with `ready`, 503 with `loading` or `failed`.
+
+  {"status": "loading"|"ready"|"failed", "model", "sessions", "error"?, ...}
+
+`error` is there only once the model failed to load. Each service adds what its loaded model
+offers (protocol.asr.Health, protocol.tts.Health); `parse_health` reads the fields they share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocol.common import OMIT_NONE, Message
+
+LOADING, READY, FAILED = "loading", "ready", "failed"
+PATH = "/health"
+
+
+@dataclass(frozen=True)
+class Health(Message):
+    status: str  # LOADING, READY or FAILED
+    model: str | None = None
+    sessions: int | None = None  # open sessions and requests
+    error: str | None = field(default=None, metadata=OMIT_NONE)  # why the model failed to load
+
+
+def parse_health(raw: str | bytes) -> Health | None:
+    """Any service's `/health` body; None where the body is no such report, and never raises:
+    vLLM answers an empty 200, the bot's page is HTML, a proxy may answer its own error page."""
+    try:
+        return Health.from_json(raw)
+    except ValueError:
+        return None
