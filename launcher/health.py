@@ -13,35 +13,33 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from protocol import health
 from services.supervisor.state import read_state
 from settings import ADDRESSES, port
 
 # The bot has no /health: its page answering is what counts.
 HEALTH_PATHS = {"bot": "/"}
-DETAILS = ("model", "device", "sessions", "error")
+DETAILS = ("model", "sessions", "error")
 
 
 def probe(name: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
-    """("ready", body) on 200; the body's status ("loading", "failed") on 503; or "down"."""
-    url = f"http://127.0.0.1:{port(name, env)}{HEALTH_PATHS.get(name, '/health')}"
+    """("ready", details) on 200; the body's status ("loading", "failed") on 503; or "down"."""
+    url = f"http://127.0.0.1:{port(name, env)}{HEALTH_PATHS.get(name, health.PATH)}"
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
-            return "ready", _json(resp.read())
+            return "ready", _details(resp.read())
     except urllib.error.HTTPError as e:
         if name == "bot" and e.code < 500:
             return "ready", {}
-        body = _json(e.read())
-        return str(body.get("status") or f"http {e.code}"), body
+        report = health.parse_health(e.read())
+        return (report.status if report else f"http {e.code}"), _details(report)
     except (OSError, http.client.HTTPException):
         return "down", {}
 
 
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+def _details(body: bytes | health.Health | None) -> dict[str, Any]:
+    report = health.parse_health(body) if isinstance(body, bytes) else body
+    return {k: getattr(report, k) for k in DETAILS if report and getattr(report, k) is not None}
 
 
 def _served_model(env: Mapping[str, str]) -> str | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+import settings
 from services.common.cli import ServiceParser, run_service, server_settings
 
-DEFAULT_MODEL = "nvidia/nemotron-speech-streaming-en-0.6b"
 DESCRIPTION = "Cache-aware streaming ASR over WebSocket, batched across sessions."
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ServiceParser("asr", DESCRIPTION, DEFAULT_MODEL, port=8080, max_sessions=64)
+    parser = ServiceParser("asr", DESCRIPTION, settings.ASR_MODEL, max_sessions=64)
     parser.add_argument(
         "--default-latency-ms",
         type=int,

@@ -9,8 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from dotenv import load_dotenv
-
+import settings
 from services.common.device import DEVICES
 
 
@@ -18,9 +17,7 @@ class ServiceParser(argparse.ArgumentParser):
     """--model, --host, --port, --device and --max-sessions, each defaulting to `{PREFIX}_*`
     (read when the parser is made: after `.env` is loaded)."""
 
-    def __init__(
-        self, name: str, description: str, model: str, port: int, max_sessions: int
-    ) -> None:
+    def __init__(self, name: str, description: str, model: str, max_sessions: int) -> None:
         super().__init__(prog=f"python -m services.{name}", description=description)
         self._prefix = name.upper()
         self.add_argument(
@@ -29,7 +26,11 @@ class ServiceParser(argparse.ArgumentParser):
             help="a hub name, or a path to a .nemo file (default: %(default)s)",
         )
         self.add_argument("--host", default=self.env("HOST", "127.0.0.1"))
-        self.add_argument("--port", type=int, default=int(self.env("PORT", str(port))))
+        try:
+            port = settings.port(name)  # {PREFIX}_PORT, else the service's port in settings.py
+        except settings.SettingsError as e:
+            self.error(str(e))
+        self.add_argument("--port", type=int, default=port)
         self.add_argument("--device", choices=DEVICES, default=self.env("DEVICE", "auto"))
         self.add_argument(
             "--max-sessions",
@@ -69,7 +70,7 @@ def run_service(
     argv: list[str] | None,
 ) -> int:
     """Serves the service `build` makes from the command line; the process exit code."""
-    load_dotenv()
+    settings.load_env()
     args = parse_args(argv)
     from services.common.http import serve
     from services.common.logs import setup_logging

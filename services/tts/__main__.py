@@ -6,15 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
+import settings
 from services.common.cli import ServiceParser, run_service, server_settings
-from services.tts.model import DEFAULT_MODEL
 from services.tts.normalize import DEFAULT_CACHE_DIR
 
 DESCRIPTION = "Magpie TTS over WebSocket and HTTP, streamed, with per-session state."
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ServiceParser("tts", DESCRIPTION, DEFAULT_MODEL, port=8001, max_sessions=16)
+    parser = ServiceParser("tts", DESCRIPTION, settings.TTS_MODEL, max_sessions=16)
     parser.add_argument(
         "--codec",
         default=parser.env("CODEC"),

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from loguru import logger
 
-DEFAULT_MODEL = "nvidia/magpie_tts_multilingual_357m"
+from settings import TTS_MODEL
+
 # The released checkpoint's voices, in index order as its model card lists them.
 RELEASED_VOICES = ("john", "sofia", "aria", "jason", "leo")
 # A checkpoint stores its baked speakers as embeddings. It may name them in a table of its own:
@@ -17,7 +18,7 @@ RELEASED_VOICES = ("john", "sofia", "aria", "jason", "leo")
 # Without one, the released checkpoint's voices take the model card's names, and any other
 # checkpoint's are speaker_0, speaker_1, ...
 SPEAKER_TABLE = "speakers.json"
-MODEL_CARD_VOICES = {"magpie_tts_multilingual_357m": RELEASED_VOICES}
+MODEL_CARD_VOICES = {TTS_MODEL.rpartition("/")[2]: RELEASED_VOICES}
 
 
 @dataclass(frozen=True)
