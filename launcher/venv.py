@@ -49,8 +49,9 @@ def locked_torch(lock: Path = ROOT / "uv.lock") -> str:
 def find_links() -> list[Path]:
     """The local folders pip's find-links names."""
     raw = f"{os.environ.get('PIP_FIND_LINKS', '')} {os.environ.get('UV_FIND_LINKS', '')}"
+    # The system's pip: uv's venvs have none, and pip's config belongs to the user anyway.
     pip_config = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "get", "global.find-links"],
+        ["python3", "-m", "pip", "config", "get", "global.find-links"],
         capture_output=True,
         text=True,
         check=False,

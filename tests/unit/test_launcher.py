@@ -436,3 +436,21 @@ def test_a_start_interrupted_by_sigterm_stops_what_it_started(machine, places, m
     assert started and not pid_alive(started[0])
     assert RunRecord.read(places.run_dir) is None
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_cpu_wheel_of_the_locked_torch_in_a_find_links_folder_replaces_the_cuda_build(
+    tmp_path, monkeypatch
+):
+    from launcher import venv
+
+    monkeypatch.setattr(venv.platform, "machine", lambda: "x86_64")
+    monkeypatch.setenv("PIP_FIND_LINKS", f"file://{tmp_path}")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("UV_FIND_LINKS", raising=False)
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    assert venv.cpu_torch_wheel(sys.executable) is None
+    (tmp_path / f"torch-2.0.0+cpu-{tag}-{tag}-manylinux_2_28_x86_64.whl").touch()  # not locked
+    assert venv.cpu_torch_wheel(sys.executable) is None
+    wheel = tmp_path / f"torch-{venv.locked_torch()}+cpu-{tag}-{tag}-manylinux_2_28_x86_64.whl"
+    wheel.touch()
+    assert venv.cpu_torch_wheel(sys.executable) == wheel
