@@ -23,7 +23,10 @@ Commands:
                      The logs of asr, tts, llm or bot (default: all); -f follows them
   shell              A shell in the running container
   doctor [OPTIONS]   What this machine has (GPU, driver, Docker, NVIDIA runtime), the profile,
-                     and the exact commands `start` would run
+                     which models are cached, and the exact commands `start` would run
+  fetch-models [--profile NAME] [--no-asr|--no-tts|--no-llm]
+                     Download every model the profile needs into the Hugging Face cache, with
+                     progress (start does it too); later starts run offline
   bench [OPTIONS]    Voice-to-voice latency of the running product, from a WebRTC client that
                      talks to the bot: --turns N, --latency-mode 80|160|560|1120,
                      --concurrency N, --out DIR (report.md, turns.jsonl, latency.png);
@@ -124,6 +127,7 @@ def main(argv: list[str]) -> int:
         "logs": lambda: commands.logs(*parse_logs(args)),
         "shell": commands.shell,
         "doctor": lambda: commands.doctor(parse_start(args)),
+        "fetch-models": lambda: commands.fetch_models_command(parse_start(args)),
         "bench": lambda: commands.bench(args),
     }
     try:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import settings
-from launcher import docker, health, venv
+from launcher import docker, health, models, venv
 from launcher.cli import UsageError
 from launcher.console import Failed, log
 from launcher.plan import (
@@ -22,8 +22,11 @@ from launcher.plan import (
     build_command,
     has_buildx,
     image_tag,
+    offline,
+    print_models,
     print_plan,
     run_command,
+    service_env,
     supervisor_command,
 )
 from launcher.record import (
@@ -83,6 +86,8 @@ def start(options: Options, places: Places | None = None) -> int:
         docker.check()
     if is_running(RunRecord.read(places.run_dir)):
         raise Failed(ALREADY_RUNNING)
+    if offline(places.env):
+        fetch_models(options, places)
     forget(places.run_dir)
     places.logs.mkdir(parents=True, exist_ok=True)
     record = RunRecord(
@@ -218,7 +223,7 @@ def start_local(options: Options, record: RunRecord, places: Places) -> None:
         f" logs in {places.logs})"
     )
     argv = supervisor_command(options, options.profile, places)
-    pid = spawn(argv, places.logs / "supervisor.log", record.run_id)
+    pid = spawn(argv, places.logs / "supervisor.log", record.run_id, service_env(places.env))
     record.pids["supervisor"] = pid
     record.write(places.run_dir)
     wait_for(list(options.services), places, pid=pid)
@@ -257,6 +262,31 @@ def follow(record: RunRecord, places: Places) -> int:
             proc.terminate()
         stop(places)
     return 0
+
+
+def fetch_models(options: Options, places: Places) -> int:
+    """Every model file the profile's services load from the hub, into the cache."""
+    found = models.artifacts(options.profile, options.services, places.env, places.hub_cache)
+    if not found:
+        return 0
+    todo = models.missing(found, places.hub_cache)
+    if todo:
+        log(f"fetching the models into {places.hub_cache} (once; later starts run offline)")
+    found = models.fetch(options.profile, options.services, places.env, places.hub_cache)
+    log(f"the models are in the cache: {', '.join(a.repo for a in found)}")
+    return 0
+
+
+def fetch_models_command(options: Options, places: Places | None = None) -> int:
+    places = places or Places.from_env()
+    try:
+        options = resolve_profile(options, settings.query_gpu())
+    except SettingsError as e:
+        raise Failed(str(e)) from None
+    if options.dry_run:
+        print_models(options, options.profile, places)
+        return 0
+    return fetch_models(options, places)
 
 
 # --- stop, restart, status, logs, shell -----------------------------------------------------

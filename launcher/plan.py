@@ -69,6 +69,10 @@ class Places:
     def logs(self) -> Path:
         return self.run_dir / "logs"
 
+    @property
+    def hub_cache(self) -> Path:
+        return self.hf_cache / "hub"
+
 
 def image_tag(env: Mapping[str, str] = os.environ, root: Path = ROOT) -> str:
     """NEMOTRON_IMAGE, or a tag made from what goes into the image."""
@@ -106,12 +110,25 @@ def run_command(options: Options, profile: str, image: str, places: Places) -> l
     if (ROOT / ".env").is_file():
         argv += ["--env-file", str(ROOT / ".env")]
     argv += ["-e", f"HF_HOME={CONTAINER_HOME}/.cache/huggingface"]
+    if offline(env):
+        argv += ["-e", "HF_HUB_OFFLINE=1"]
     if env.get("HF_TOKEN"):
         argv += ["-e", "HF_TOKEN"]
     for name in options.services:
         p = port(name, env)
         argv += ["-e", f"{name.upper()}_PORT={p}", "-p", f"127.0.0.1:{p}:{p}"]
     return [*argv, image, "--profile", profile, *options.left_out]
+
+
+def offline(env: Mapping[str, str]) -> bool:
+    """The services run with HF_HUB_OFFLINE=1: start fetches their models first. HF_HUB_OFFLINE=0
+    in the environment or .env lets them download for themselves."""
+    return env.get("HF_HUB_OFFLINE") != "0"
+
+
+def service_env(env: Mapping[str, str]) -> dict[str, str]:
+    """What the local services get on top of this environment."""
+    return {"HF_HUB_OFFLINE": "1"} if offline(env) else {}
 
 
 def supervisor_command(options: Options, profile: str, places: Places) -> list[str]:
@@ -133,6 +150,19 @@ def has_buildx() -> bool:
     return result.returncode == 0
 
 
+def print_models(options: Options, profile: str, places: Places, out=None) -> None:
+    """The models start fetches before it starts the services, and which the cache has."""
+    from launcher import models
+
+    out = out or sys.stdout
+    found = models.artifacts(profile, options.services, places.env, places.hub_cache)
+    if found:
+        print(f"# the models, fetched into {places.hub_cache} if absent", file=out)
+        for artifact in found:
+            state = "cached" if models.cached_path(artifact, places.hub_cache) else "to fetch"
+            print(f"{artifact.describe()}   ({state})", file=out, flush=True)
+
+
 def print_plan(options: Options, profile: str, places: Places, out=None) -> None:
     """The commands start would run, each as a shell would read it back."""
     out = out or sys.stdout
@@ -142,6 +172,7 @@ def print_plan(options: Options, profile: str, places: Places, out=None) -> None
     def show(argv: list[str]) -> None:
         print(shlex.join(argv), file=out, flush=True)
 
+    print_models(options, profile, places, out)
     if options.docker:
         image = image_tag(places.env)
         print("# the image, built if absent", file=out)

@@ -180,7 +180,7 @@ def expected_docker_run(places, profile, services=("asr", "tts", "llm"), flags=(
     cmd += ["-v", f"{places.hf_cache}:/home/nemotron/.cache/huggingface"]
     if (ROOT / ".env").exists():
         cmd += ["--env-file", str(ROOT / ".env")]
-    cmd += ["-e", "HF_HOME=/home/nemotron/.cache/huggingface"]
+    cmd += ["-e", "HF_HOME=/home/nemotron/.cache/huggingface", "-e", "HF_HUB_OFFLINE=1"]
     for name in services:
         port = PORTS[f"{name.upper()}_PORT"]
         cmd += ["-e", f"{name.upper()}_PORT={port}", "-p", f"127.0.0.1:{port}:{port}"]
