@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from protocol import asr as proto
+from settings import ASR_MODEL
+from tests import hub_cache
 from tests.asr_helpers import transcribe_ws
 from tests.process_helpers import free_port, wait_healthy
 
@@ -65,3 +67,28 @@ async def test_serves_a_tiny_model_and_stops_on_sigterm(tiny_asr_path, offline_r
     assert "shutting down" in out
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+def test_loads_the_model_by_its_hub_name_from_the_cache_with_no_network(tiny_asr_path, tmp_path):
+    """What `start` does after fetching the models: the service asks for the real name, with
+    HF_HUB_OFFLINE=1 and no way out (a proxy on a closed port), and the cache answers."""
+    hub_cache.put(
+        tmp_path / "hf" / "hub", ASR_MODEL, f"{ASR_MODEL.rpartition('/')[2]}.nemo", tiny_asr_path
+    )
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    env |= {"HTTPS_PROXY": closed, "HTTP_PROXY": closed, "https_proxy": closed}
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.asr", "--port", str(port), "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env, "ASR_MODEL": ""},
+    )
+    try:
+        health = wait_healthy(port, proc, proto.Health, timeout=180)
+        assert health.model == ASR_MODEL
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
