@@ -26,6 +26,10 @@ COMMON = [
 ]
 
 
+# What the model's vLLM recipe adds on a GPU, each with its reason in profiles.py.
+RECIPE = ["--mamba-ssm-cache-dtype", "float32", "--trust-remote-code", "--async-scheduling"]
+
+
 def command(profile, precision=None, env=None, **cli):
     return build_command(resolve(profile, precision, env=env or {}, **cli))
 
@@ -42,21 +46,22 @@ def test_rtx5090_serves_nvfp4_with_flashinfer_cutlass_and_an_fp8_cache():
         *("--gpu-memory-utilization", "0.8"),
         *("--max-num-seqs", "8"),
         *("--kv-cache-dtype", "fp8"),
+        *RECIPE,
         *("--moe-backend", "flashinfer_cutlass"),
     ]
     assert cmd.env == {}
 
 
 @pytest.mark.parametrize(
-    ("precision", "model", "utilization"),
+    ("precision", "model", "utilization", "kv_cache"),
     [
-        (None, CHECKPOINTS["nvfp4"], "0.35"),
-        ("fp8", CHECKPOINTS["fp8"], "0.45"),
-        ("bf16", CHECKPOINTS["bf16"], "0.65"),
+        (None, CHECKPOINTS["nvfp4"], "0.35", ["--kv-cache-dtype", "fp8"]),
+        ("fp8", CHECKPOINTS["fp8"], "0.45", ["--kv-cache-dtype", "fp8"]),
+        ("bf16", CHECKPOINTS["bf16"], "0.65", []),
     ],
 )
 def test_dgx_spark_serves_nvfp4_by_default_and_fp8_or_bf16_on_request(
-    precision, model, utilization
+    precision, model, utilization, kv_cache
 ):
     assert command("dgx-spark", precision).argv == [
         "vllm",
@@ -67,6 +72,8 @@ def test_dgx_spark_serves_nvfp4_by_default_and_fp8_or_bf16_on_request(
         *("--max-model-len", "131072"),
         *("--gpu-memory-utilization", utilization),
         *("--max-num-seqs", "16"),
+        *kv_cache,
+        *RECIPE,
     ]
 
 
@@ -80,6 +87,8 @@ def test_generic_serves_fp8():
         *("--max-model-len", "131072"),
         *("--gpu-memory-utilization", "0.85"),
         *("--max-num-seqs", "32"),
+        *("--kv-cache-dtype", "fp8"),
+        *RECIPE,
     ]
 
 
@@ -128,6 +137,7 @@ def test_every_value_can_be_overridden_from_the_environment():
         "LLM_GPU_MEMORY_UTILIZATION": "0.7",
         "LLM_MAX_NUM_SEQS": "4",
         "LLM_KV_CACHE_DTYPE": "auto",
+        "LLM_MAMBA_SSM_CACHE_DTYPE": "bfloat16",
         "LLM_MOE_BACKEND": "marlin",
         "LLM_PREFIX_CACHING": "0",
         "LLM_EXTRA_ARGS": "--seed 7 --max-num-batched-tokens 2048",
@@ -143,6 +153,8 @@ def test_every_value_can_be_overridden_from_the_environment():
         *("--gpu-memory-utilization", "0.7"),
         *("--max-num-seqs", "4"),
         *("--kv-cache-dtype", "auto"),
+        *("--mamba-ssm-cache-dtype", "bfloat16"),
+        *("--trust-remote-code", "--async-scheduling"),
         *("--moe-backend", "marlin"),
         *("--seed", "7", "--max-num-batched-tokens", "2048"),
     ]
