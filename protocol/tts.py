@@ -248,3 +248,6 @@ class Health(health.Health):
     voices: list[str] | None = field(default=None, metadata=OMIT_NONE)
     languages: list[str] | None = field(default=None, metadata=OMIT_NONE)
     normalization: dict[str, str] | None = field(default=None, metadata=OMIT_NONE)
+    # What the checkpoint can do and this machine cannot, and why: `text_normalization`, or a
+    # language (such as `ja` without its G2P dictionary). Left out when nothing is missing.
+    unavailable: dict[str, str] | None = field(default=None, metadata=OMIT_NONE)

@@ -11,6 +11,12 @@ Two `.nemo` files, built from config here (the NeMo wheel ships no example YAML)
   `--voices` names: the names go into the .nemo's speaker table (services/tts/model.py), so a
   client can ask the tiny model for the released checkpoint's voices by name.
 
+`build(..., released=True)` makes a stand-in of the released checkpoint's loading path instead:
+its tokenizer classes (IPA G2P with dictionaries in NeMo's published formats, small ones made for
+these tests, in `dictionaries/`; ByT5 for French and Hindi; Mandarin's pinyin G2P), its training
+settings (phoneme_probability 0.8), hub names where it has them (the codec, `google/byt5-small`)
+and a codec config with the discriminator, whose WavLM part is a hub download.
+
     python -m tiny_models.tts OUT_DIR [--voices john,sofia,aria,jason,leo]
 """
 
@@ -37,6 +43,19 @@ BAKED_CONTEXT_FRAMES = 12
 # A large negative EOS bias makes every utterance run to MAX_DECODER_STEPS; tests that need an end
 # flip it (see `force_eos`).
 EOS_BIAS = -1e4
+DICTIONARIES = Path(__file__).parent / "dictionaries"
+# The released stand-in names its codec by a hub name, as the released checkpoint does.
+HUB_CODEC = "nvidia/tiny_codec"
+BYT5 = "google/byt5-small"
+SLM_DISCRIMINATOR = {
+    "_target_": "nemo.collections.tts.modules.audio_codec_modules.Discriminator",
+    "discriminators": [
+        {
+            "_target_": "nemo.collections.tts.modules.audio_codec_modules.SLMDiscriminator",
+            "slm_model_name": "microsoft/wavlm-base-plus",
+        }
+    ],
+}
 
 
 def codec_config() -> dict:
@@ -93,17 +112,73 @@ def _transformer(n_layers: int, causal: bool, xattn: bool) -> dict:
     return cfg
 
 
-def magpie_config(codec_path: Path) -> dict:
-    tokenizers = "nemo.collections.common.tokenizers.text_to_speech.tts_tokenizers"
+TOKENIZERS = "nemo.collections.common.tokenizers.text_to_speech.tts_tokenizers"
+
+
+def char_tokenizers() -> dict:
+    return {
+        "english": {"_target_": f"{TOKENIZERS}.EnglishCharsTokenizer"},
+        "german": {"_target_": f"{TOKENIZERS}.GermanCharsTokenizer"},
+    }
+
+
+def _ipa(locale: str, dictionary: str, heteronyms: str, **g2p) -> dict:
+    return {
+        "_target_": f"{TOKENIZERS}.IPATokenizer",
+        "locale": locale,
+        "punct": True,
+        "apostrophe": True,
+        "pad_with_space": locale != "en-US",
+        "g2p": {
+            "_target_": "nemo.collections.tts.g2p.models.i18n_ipa.IpaG2p",
+            "locale": locale,
+            "phoneme_dict": str(DICTIONARIES / dictionary),
+            "heteronyms": str(DICTIONARIES / heteronyms),
+            "phoneme_probability": 0.8,
+            "ignore_ambiguous_words": False,
+            "use_chars": True,
+            "use_stresses": True,
+            **g2p,
+        },
+    }
+
+
+def released_tokenizers(byt5: str = BYT5) -> dict:
+    """The released checkpoint's tokenizer classes and settings, on small dictionaries."""
+    byte_level = {"_target_": "AutoTokenizer", "pretrained_model": byt5}
+    return {
+        "english_phoneme": _ipa("en-US", "ipa_cmudict_en.txt", "heteronyms_en"),
+        "german_phoneme": _ipa(
+            "de-DE", "de.dict", "de.heteronym", grapheme_case="mixed", grapheme_prefix="#"
+        ),
+        "mandarin_phoneme": {
+            "_target_": f"{TOKENIZERS}.ChinesePhonemesTokenizer",
+            "punct": True,
+            "apostrophe": True,
+            "pad_with_space": True,
+            "g2p": {
+                "_target_": "nemo.collections.tts.g2p.models.zh_cn_pinyin.ChineseG2p",
+                "phoneme_dict": str(DICTIONARIES / "zh_ipa.txt"),
+                "word_segmenter": "jieba",
+                "phoneme_prefix": "",
+                "phoneme_case": "lower",
+                "tone_prefix": "#",
+                "ascii_letter_prefix": "",
+                "ascii_letter_case": "upper",
+            },
+        },
+        "french_chartokenizer": byte_level,
+        "hindi_chartokenizer": byte_level,
+    }
+
+
+def magpie_config(codec_path: Path, text_tokenizers: dict | None = None) -> dict:
     return {
         "model_type": "decoder_ce",
         "codecmodel_path": str(codec_path),
         "sample_rate": SAMPLE_RATE,
         "embedding_dim": EMBEDDING_DIM,
-        "text_tokenizers": {
-            "english": {"_target_": f"{tokenizers}.EnglishCharsTokenizer"},
-            "german": {"_target_": f"{tokenizers}.GermanCharsTokenizer"},
-        },
+        "text_tokenizers": text_tokenizers or char_tokenizers(),
         "encoder": _transformer(2, causal=False, xattn=False),
         "context_encoder": _transformer(1, causal=False, xattn=False),
         "decoder": _transformer(2, causal=True, xattn=True),
@@ -148,22 +223,40 @@ def set_eos_bias(model, bias: float) -> None:
             projection.bias[model.audio_eos_id] = bias
 
 
-def build(out_dir: Path, seed: int = 0, voices: list[str] | None = None) -> tuple[Path, Path]:
+def build(
+    out_dir: Path, seed: int = 0, voices: list[str] | None = None, released: bool = False
+) -> tuple[Path, Path]:
     """Builds both models with random weights; returns (magpie_path, codec_path). With `voices`,
-    one baked speaker per name and a speaker table naming them."""
+    one baked speaker per name and a speaker table naming them. `released`: the stand-in of the
+    released checkpoint (see the module's doc); its config names the codec `HUB_CODEC`."""
     import torch
     from nemo.collections.tts.models import AudioCodecModel, MagpieTTSModel
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
+
+    from services.tts.model import codec_for_inference, hf_tokenizer_dir
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     codec_path, magpie_path = out_dir / "tiny_codec.nemo", out_dir / "tiny_magpie.nemo"
     torch.manual_seed(seed)
-    codec = AudioCodecModel(cfg=OmegaConf.create(codec_config()))
+    codec_cfg = OmegaConf.create(codec_config())
+    codec = AudioCodecModel(cfg=codec_cfg)
+    if released:  # in the saved config only: building it would download WavLM
+        with open_dict(codec.cfg):
+            codec.cfg.discriminator = SLM_DISCRIMINATOR
     codec.save_to(str(codec_path))
-    model = MagpieTTSModel(cfg=OmegaConf.create(magpie_config(codec_path)))
+    tokenizers = None
+    if released:  # built from a local ByT5 tokenizer, saved with the hub name
+        tokenizers = released_tokenizers(str(hf_tokenizer_dir(BYT5, out_dir / "byt5")))
+    with codec_for_inference():
+        model = MagpieTTSModel(cfg=OmegaConf.create(magpie_config(codec_path, tokenizers)))
     bake_speakers(model, len(voices) if voices else VOICES, BAKED_CONTEXT_FRAMES)
     set_eos_bias(model, EOS_BIAS)
+    if released:
+        with open_dict(model.cfg):
+            model.cfg.codecmodel_path = HUB_CODEC
+            for name in ("french_chartokenizer", "hindi_chartokenizer"):
+                model.cfg.text_tokenizers[name].pretrained_model = BYT5
     model.save_to(str(magpie_path))
     if voices:
         add_speaker_table(magpie_path, voices)

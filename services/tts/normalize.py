@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import platform
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,18 @@ def available() -> bool:
     return importlib.util.find_spec("nemo_text_processing") is not None
 
 
+def missing_reason(machine: str | None = None) -> str:
+    """Why nemo_text_processing is not installed, for the log and /health."""
+    machine = machine or platform.machine()
+    if machine.lower() in ("aarch64", "arm64"):
+        # NeMo's tts extra leaves it out there: its pynini has Linux wheels for x86_64 only.
+        return (
+            f"nemo_text_processing is not installed: NeMo leaves it out on {machine}, where"
+            " pynini has no wheel"
+        )
+    return "nemo_text_processing is not installed"
+
+
 def has_grammar(language: str) -> bool:
     return available() and (
         importlib.util.find_spec(f"nemo_text_processing.text_normalization.{language}") is not None
@@ -33,14 +46,23 @@ def has_grammar(language: str) -> bool:
 class TextNormalizer:
     """Normalises text per language, for the languages in `languages` that have a grammar."""
 
-    def __init__(self, languages: list[str], cache_dir: Path = DEFAULT_CACHE_DIR):
+    def __init__(
+        self, languages: list[str], cache_dir: Path = DEFAULT_CACHE_DIR, machine: str | None = None
+    ):
         self.cache_dir = Path(cache_dir)
         self.status: dict[str, str] = {}
+        # what /health lists as missing on this machine
+        self.unavailable: dict[str, str] = {}
         self._normalizers: dict[str, object] = {}
         self._threads: dict[str, ThreadPoolExecutor] = {}
+        if not available():
+            self.unavailable["text_normalization"] = (
+                f"{missing_reason(machine)}; numbers, dates, currency and abbreviations are read"
+                " as written"
+            )
         for language in languages:
             if not available():
-                self.status[language] = "off: nemo_text_processing is not installed"
+                self.status[language] = f"off: {missing_reason(machine)}"
             elif not has_grammar(language):
                 self.status[language] = "off: nemo_text_processing has no grammar for it"
             else:
@@ -51,6 +73,9 @@ class TextNormalizer:
         return language in self._threads
 
     def log_status(self) -> None:
+        if reason := self.unavailable.get("text_normalization"):
+            logger.warning(f"text normalisation is unavailable here: {reason}")
+            return
         for language, status in self.status.items():
             (logger.info if status == "on" else logger.warning)(
                 f"text normalisation for {language}: {status}"

@@ -19,7 +19,7 @@ from services.common.service import ModelService, ServiceSettings
 from services.tts.decoder import TextTooLong
 from services.tts.engine import Engine
 from services.tts.metrics import TtsMetrics
-from services.tts.model import load_model, model_languages, voice_names
+from services.tts.model import load_model, model_languages, unavailable_languages, voice_names
 from services.tts.normalize import DEFAULT_CACHE_DIR, TextNormalizer
 from services.tts.session import WebSocketSession
 from services.tts.speech import Speech, find_language, find_voice
@@ -53,9 +53,13 @@ class TtsService(ModelService[Settings, TtsMetrics]):
             model = self._model or await asyncio.to_thread(load_model, s.model, s.device, s.codec)
             voices = voice_names(model, s.model)
             languages = model_languages(model)
+            missing = unavailable_languages(languages)
+            for language, reason in missing.items():
+                logger.warning(f"language {language} is unavailable here: {reason}")
+            languages = [language for language in languages if language not in missing]
             default_voice = s.default_voice or voices[0]
             find_voice(voices, default_voice)
-            find_language(languages, s.default_language)
+            find_language(languages, s.default_language, missing)
             context = await asyncio.to_thread(measure_context, model, s.device)
             logger.info(
                 f"codec overlap: {context.left} frame(s) of past"
@@ -72,6 +76,7 @@ class TtsService(ModelService[Settings, TtsMetrics]):
                 default_voice,
                 s.default_language,
                 self.metrics,
+                missing,
             )
             normalizer.log_status()
             await normalizer.warm(s.default_language)
@@ -110,6 +115,8 @@ class TtsService(ModelService[Settings, TtsMetrics]):
             voices=self.speech.voices,
             languages=self.speech.languages,
             normalization=self.speech.normalizer.status,
+            unavailable={**self.speech.normalizer.unavailable, **self.speech.unavailable_languages}
+            or None,
         )
 
     # --- the app -------------------------------------------------------------------------------

@@ -31,12 +31,20 @@ def find_voice(voices: list[str], asked: str) -> Voice:
     )
 
 
-def find_language(languages: list[str], asked: str) -> str:
-    """A language the checkpoint speaks: `en`, or a locale such as `en-US`."""
+def find_language(
+    languages: list[str], asked: str, unavailable: dict[str, str] | None = None
+) -> str:
+    """A language the checkpoint speaks here: `en`, or a locale such as `en-US`. `unavailable`:
+    the checkpoint's languages this machine cannot speak, and why."""
     asked = asked.strip()
     base = asked.lower().replace("_", "-").split("-")[0]
     if base in languages:
         return base
+    if unavailable and base in unavailable:
+        raise proto.ProtocolError(
+            proto.ErrorCode.UNKNOWN_LANGUAGE,
+            f"language {asked!r} is unavailable on this server: {unavailable[base]}",
+        )
     raise proto.ProtocolError(
         proto.ErrorCode.UNKNOWN_LANGUAGE,
         f"language {asked!r} is not one of {', '.join(languages)}",
@@ -52,13 +60,16 @@ class Speech:
     default_voice: str
     default_language: str
     metrics: TtsMetrics
+    unavailable_languages: dict[str, str] = field(default_factory=dict)
     _seeds: Iterator[int] = field(default_factory=itertools.count, init=False)
 
     def resolve_voice(self, asked: str | None) -> Voice:
         return find_voice(self.voices, asked or self.default_voice)
 
     def resolve_language(self, asked: str | None) -> str:
-        return find_language(self.languages, asked or self.default_language)
+        return find_language(
+            self.languages, asked or self.default_language, self.unavailable_languages
+        )
 
     def next_seed(self) -> int:
         return next(self._seeds)

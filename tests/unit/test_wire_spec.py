@@ -189,6 +189,24 @@ TTS_HTTP = [
             "normalization": {"en": "on"},
         },
     ),
+    (
+        tts.Health(
+            "ready",
+            model="m",
+            sessions=0,
+            languages=["en"],
+            normalization={"en": "off: not here"},
+            unavailable={"text_normalization": "not here", "ja": "no dictionary"},
+        ),
+        {
+            "status": "ready",
+            "model": "m",
+            "sessions": 0,
+            "languages": ["en"],
+            "normalization": {"en": "off: not here"},
+            "unavailable": {"text_normalization": "not here", "ja": "no dictionary"},
+        },
+    ),
 ]
 
 
