@@ -1,6 +1,6 @@
 """Trains the tiny scripted LLM in tiny_models/llm/ that the vLLM tests serve.
 
-A ~1M-parameter model of Nemotron 3 Nano's own class (`NemotronHForCausalLM`: Mamba-2, attention
+A ~0.8M-parameter model of Nemotron 3 Nano's own class (`NemotronHForCausalLM`: Mamba-2, attention
 and MLP blocks laid out by `hybrid_override_pattern`) and a byte-level BPE tokenizer built here
 with Nemotron's special tokens, trained on CPU until greedy decoding reproduces every scripted
 reply exactly. vLLM's CPU build cannot run Nemotron's mixture-of-experts blocks (its fused MoE
