@@ -1,18 +1,20 @@
 """Trains the tiny scripted LLM in tiny_models/llm/ that the vLLM tests serve.
 
-A ~1M-parameter Mistral (Llama's layers with sliding-window attention) and a byte-level BPE
-tokenizer built here, trained on CPU until greedy decoding reproduces every scripted reply exactly.
-The prompts are rendered with the committed chat template (`tiny_llm/chat_template.jinja`, in
-Nemotron 3 Nano's format) from the messages and tools the bot really sends, so vLLM's `nemotron_v3`
-reasoning parser and `qwen3_coder` tool parser see what they would see from Nemotron.
+A ~0.8M-parameter model of Nemotron 3 Nano's own class (`NemotronHForCausalLM`: Mamba-2, attention
+and MLP blocks laid out by `hybrid_override_pattern`) and a byte-level BPE tokenizer built here
+with Nemotron's special tokens, trained on CPU until greedy decoding reproduces every scripted
+reply exactly. vLLM's CPU build cannot run Nemotron's mixture-of-experts blocks (its fused MoE
+refuses the non-gated relu2 experts off CUDA), so the pattern puts dense MLP blocks (`-`) where
+Nemotron has MoE blocks (`E`). The prompts are rendered with the committed chat template
+(`tiny_llm/chat_template.jinja`, in Nemotron 3 Nano's format) from the messages and tools the bot
+really sends, so vLLM's `nemotron_v3` reasoning parser and `qwen3_coder` tool parser see what they
+would see from Nemotron.
 
-With a window of WINDOW tokens in each of LAYERS layers, a reply depends only on the last
-LAYERS * (WINDOW - 1) tokens before it: the turn it answers and the tail of what came before it
-(the template's fixed tool-calling instruction, or the bot's last words), never the bot's system
-prompt or tool descriptions, which can change without retraining. Each script is trained after
-several such tails (HISTORIES) and checked after others it never saw, so the reply to a spoken
-turn does not hang on what the bot said before it. Training needs only those last tokens of each
-prompt, which makes it quick.
+The Mamba layers' state carries the whole prompt, so training uses whole prompts: the bot's
+system prompt and tools (bots/llm.py, bots/tools.py), and a bare setup (no system prompt, no
+tools) for the tests that talk to vLLM directly. Another system prompt needs retraining. Each
+script is trained after several histories (HISTORIES) and checked after others it never saw, so
+the reply to a spoken turn does not hang on what the bot said before it.
 
 The scripts cover what the tests type ("What is 12 times 7?") and what the trained tiny ASR
 (tests/models/train_tiny_asr.py) hears the end-to-end tests say ("what is twelve times seven").
@@ -34,22 +36,23 @@ from settings import TINY_LLM
 
 MODEL_DIR = TINY_LLM
 SEED = 1234
-WINDOW = 12
-LAYERS = 4
-REACH = LAYERS * (WINDOW - 1)
-# Room for long generations (the barge-in test); the window keeps every step cheap.
+# Nemotron 3 Nano's layout ("MEMEM*EMEMEM*E...": Mamba-2 `M`, attention `*`, MoE `E`) in
+# little, with dense MLP blocks `-` for the MoE blocks vLLM's CPU build cannot run.
+PATTERN = "M-M*-M-"
+# Room for long generations (the barge-in test); Nemotron's attention has no positions of its own.
 MAX_LENGTH = 32768
 # The lead, in logits, of every scripted token over the runner-up: enough to survive bf16 and
 # vLLM's own kernels.
 MIN_MARGIN = 3.0
 
-SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>"]
+# Nemotron's special tokens: unknown (also padding), begin and end of text, and the chat turns'
+# markers; a chat turn ends with <|im_end|>.
+UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+SPECIAL_TOKENS = [UNK, BOS, EOS, "<|im_start|>", "<|im_end|>"]
 # Plain added tokens, as in Nemotron's tokenizer: one id each, and kept in the decoded text
 # where vLLM's parsers look for them.
 TAG_TOKENS = ["<think>", "</think>", "<tool_call>", "</tool_call>"]
 TAG_TOKENS += ["<tool_response>", "</tool_response>"]
-# A system prompt never trained on, to check that replies do not depend on it.
-OTHER_PROMPT = "You are a pirate. Talk like one, but keep it short."
 
 
 @dataclass(frozen=True)
@@ -195,66 +198,83 @@ def build_tokenizer(template: str, corpus: list[str]):
     bpe.train_from_iterator(corpus, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe,
+        unk_token=UNK,
+        bos_token=BOS,
         eos_token="<|im_end|>",
-        pad_token="<|im_end|>",
+        pad_token=UNK,
         chat_template=template,
         clean_up_tokenization_spaces=False,
     )
 
 
-def build_model(vocab_size: int, eos_id: int):
+def build_model(tokenizer):
     import torch
-    from transformers import MistralConfig, MistralForCausalLM
+    from transformers import NemotronHConfig, NemotronHForCausalLM
 
     torch.manual_seed(SEED)
-    config = MistralConfig(
-        vocab_size=-(-vocab_size // 64) * 64,
+    config = NemotronHConfig(
+        vocab_size=-(-len(tokenizer) // 64) * 64,
         hidden_size=128,
-        intermediate_size=384,
-        num_hidden_layers=LAYERS,
+        hybrid_override_pattern=PATTERN,
         num_attention_heads=4,
-        num_key_value_heads=4,
+        num_key_value_heads=2,
         head_dim=32,
-        sliding_window=WINDOW,
+        intermediate_size=256,
+        mamba_num_heads=8,
+        mamba_head_dim=32,
+        ssm_state_size=32,
+        n_groups=1,
+        chunk_size=64,
         max_position_embeddings=MAX_LENGTH,
         tie_word_embeddings=True,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        pad_token_id=eos_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
-    return MistralForCausalLM(config)
+    return NemotronHForCausalLM(config)
 
 
-def encode(tokenizer, script: Script, system, tools, history: list[dict], crop: bool):
-    """(prompt + reply + end-of-turn ids, prompt length); cropped to what the reply can see."""
+def encode(tokenizer, script: Script, system, tools, history: list[dict]):
+    """(prompt + reply + end-of-turn ids, prompt length)."""
     text = render(tokenizer, script, system, tools, history)
-    prompt = tokenizer(text, add_special_tokens=False)
-    prompt_ids = prompt["input_ids"]
-    if crop:
-        prompt_ids = prompt_ids[max(0, len(prompt_ids) - 1 - REACH) :]
+    prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     reply = tokenizer(script.reply, add_special_tokens=False)["input_ids"]
     return prompt_ids + reply + [tokenizer.eos_token_id], len(prompt_ids)
 
 
-def reply_logits(model, rows: list[tuple[list, int]]):
+def reply_logits(model, batches: list[list[tuple[list, int]]]):
     """The logits that predict each row's reply, and the tokens they should predict."""
     import torch
 
-    width = max(len(ids) for ids, _ in rows)
+    out = [_reply_logits(model, rows) for rows in batches]
+    return torch.cat([logits for logits, _ in out]), torch.cat([targets for _, targets in out])
+
+
+def _reply_logits(model, rows: list[tuple[list, int]]):
+    import torch
+
+    # The rows share the system turn: its state is computed once, and learned from only through
+    # what comes after it.
+    cut = min(p for _, p in rows) - 1
+    first = rows[0][0]
+    cut = next((i for i in range(cut) if any(ids[i] != first[i] for ids, _ in rows)), cut)
+    with torch.no_grad():
+        cache = model.model(input_ids=torch.tensor([first[:cut]]), use_cache=True).past_key_values
+    cache.reorder_cache(torch.zeros(len(rows), dtype=torch.long))
+    # Padded at the end, where no causal layer looks back from a reply.
+    width = max(len(ids) for ids, _ in rows) - cut
     input_ids = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
     row_idx, col_idx, targets = [], [], []
     for i, (ids, prompt_len) in enumerate(rows):
-        input_ids[i, : len(ids)] = torch.tensor(ids)
-        mask[i, : len(ids)] = 1
+        input_ids[i, : len(ids) - cut] = torch.tensor(ids[cut:])
         row_idx += [i] * (len(ids) - prompt_len)
-        col_idx += range(prompt_len - 1, len(ids) - 1)
+        col_idx += range(prompt_len - 1 - cut, len(ids) - 1 - cut)
         targets += ids[prompt_len:]
-    hidden = model.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-    return model.lm_head(hidden[row_idx, col_idx]).float(), torch.tensor(targets)
+    hidden = model.model(input_ids=input_ids, past_key_values=cache, use_cache=True)
+    return model.lm_head(hidden.last_hidden_state[row_idx, col_idx]).float(), torch.tensor(targets)
 
 
-def margin(model, rows: list[tuple[list, int]]) -> float:
+def margin(model, batches: list[list[tuple[list, int]]]) -> float:
     """The smallest lead of the scripted token over the best other one, over every reply position.
 
     Above zero, greedy decoding reproduces every reply exactly.
@@ -262,7 +282,7 @@ def margin(model, rows: list[tuple[list, int]]) -> float:
     import torch
 
     with torch.no_grad():
-        logits, targets = reply_logits(model, rows)
+        logits, targets = reply_logits(model, batches)
     right = logits.gather(1, targets[:, None])[:, 0]
     logits.scatter_(1, targets[:, None], float("-inf"))
     return (right - logits.max(dim=1).values).min().item()
@@ -290,23 +310,20 @@ def train(out: Path, max_steps: int) -> None:
         for history in HISTORIES
     ]
     tokenizer = build_tokenizer(template, corpus)
-    model = build_model(len(tokenizer), tokenizer.eos_token_id)
+    model = build_model(tokenizer)
     print(f"vocab {len(tokenizer)}, params {sum(p.numel() for p in model.parameters()):,}")
 
-    rows = [
-        encode(tokenizer, s, *setup, history, crop=True)
-        for s in SCRIPTS.values()
-        for setup in setups
-        for history in HISTORIES
-    ]
-    # Whole prompts, including a system prompt and histories never trained on.
-    checks = [
-        encode(tokenizer, s, *setup, history, crop=False)
-        for s in SCRIPTS.values()
-        for setup in [*setups, (OTHER_PROMPT, tools)]
-        for history in [*HISTORIES, *HELD_OUT_HISTORIES]
-    ]
-    print(f"{len(rows)} training rows, {len(checks)} checks")
+    def batches(histories: list[list[dict]]) -> list[list[tuple[list, int]]]:
+        # One batch per setup: prompts of about one length, so little padding.
+        return [
+            [encode(tokenizer, s, *setup, h) for s in SCRIPTS.values() for h in histories]
+            for setup in setups
+        ]
+
+    rows = batches(HISTORIES)
+    # Including histories never trained on.
+    checks = batches([*HISTORIES, *HELD_OUT_HISTORIES])
+    print(f"{sum(map(len, rows))} training rows, {sum(map(len, checks))} checks")
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     start = time.monotonic()
     lead = float("-inf")
@@ -336,8 +353,9 @@ def train(out: Path, max_steps: int) -> None:
     # (the bot sends no temperature; at vLLM's default of 1.0 a tool call's arguments came out
     # garbled about one time in three).
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         do_sample=True,
         top_k=1,
     )

@@ -1,10 +1,13 @@
 """The vLLM launch profiles: each one's exact command, the overrides, the CLI (which picks the
 profile with settings.detect_profile, tested in test_settings.py)."""
 
+import json
+import re
 import subprocess
 import sys
 
 import pytest
+from tokenizers import Tokenizer
 
 from services.llm.profiles import CHECKPOINTS, ProfileError, build_command, resolve
 from settings import ROOT
@@ -109,6 +112,20 @@ def test_cpu_test_runs_the_cpu_builds_module_on_the_test_model():
         "VLLM_CPU_OMP_THREADS_BIND": "0",
         "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
     }
+
+
+def test_cpu_tests_model_is_nemotron_3_nanos_class_with_its_special_tokens():
+    model = ROOT / "tiny_models" / "llm"
+    config = json.loads((model / "config.json").read_text())
+    assert config["architectures"] == ["NemotronHForCausalLM"]
+    # Mamba-2, attention and dense MLP blocks: all but the MoE blocks vLLM's CPU build refuses.
+    assert set(config["layers_block_type"]) == {"linear_attention", "full_attention", "mlp"}
+    # The template's markers are one token each, as vLLM's parsers expect.
+    tokenizer = Tokenizer.from_file(str(model / "tokenizer.json"))
+    template = (model / "chat_template.jinja").read_text()
+    markers = set(re.findall(r"<\|im_\w+\|>|</?(?:think|tool_call|tool_response)>", template))
+    assert len(markers) == 8
+    assert all(len(tokenizer.encode(m).ids) == 1 for m in markers)
 
 
 def test_cpu_test_takes_other_cores_and_another_python_from_the_environment():
