@@ -2,11 +2,12 @@
 
     uv run python tests/bench/asr_standins.py [full|full-3.5 ...] [--device cpu]
 
-Each layout runs in a process of its own, so its memory figures are its own: the build (random
-weights, saved as .nemo; tiny_models/standins.py), the load through the service's restore_from
-path (services/asr/model.py), the resident memory after the load and at its peak, and the median
-time of one streaming step (one chunk, one stream) in each latency mode. Random weights, so only
-the time and memory mean anything, not the text.
+The build (random weights, saved as .nemo; tiny_models/standins.py) and the serving side run in
+processes of their own, so each memory figure is its own: the load through the service's
+restore_from path (services/asr/model.py), the resident memory after it and at the peak, and the
+median time of one streaming step (one chunk of one stream) in each latency mode. Random weights:
+only the time and memory mean anything, not the text. The machine's load average is printed
+before and after, since other work on the same cores slows every figure.
 """
 
 from __future__ import annotations
@@ -40,31 +41,29 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
-def measure(layout: str, device: str) -> dict:
+def measure_build(layout: str, out: Path) -> dict:
+    from tiny_models.standins import build
+
+    started = time.perf_counter()
+    build(layout, out)
+    return {"build_s": time.perf_counter() - started, "peak_rss_gb": peak_rss_gb()}
+
+
+def measure_serving(path: Path, device: str) -> dict:
     import numpy as np
     import torch
 
     from services.asr.engine import Engine
     from services.asr.model import load_model
     from tests.audio import speak
-    from tiny_models.standins import build
 
-    with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as work:
-        started = time.perf_counter()
-        path = build(layout, Path(work) / f"{layout}.nemo")
-        built = time.perf_counter()
-        model = load_model(str(path), device)
-        loaded = time.perf_counter()
-        nemo_gb = path.stat().st_size / 1e9
+    started = time.perf_counter()
+    model = load_model(str(path), device)
     result = {
-        "layout": layout,
-        "device": device,
-        "threads": torch.get_num_threads(),
-        "build_s": built - started,
-        "nemo_gb": nemo_gb,
-        "load_s": loaded - built,
+        "load_s": time.perf_counter() - started,
         "rss_after_load_gb": rss_gb(),
         "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "threads": torch.get_num_threads(),
     }
     engine = Engine(model, device)
     speech = speak("hello there, what is the weather like in santa clara", silence_s=0.2)
@@ -90,32 +89,47 @@ def measure(layout: str, device: str) -> dict:
     return result
 
 
+def run_child(*args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, *args],
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("layouts", nargs="*", default=["full", "full-3.5"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, metavar=("WHAT", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(measure(args.layouts[0], args.device)))
+    if args.child:
+        what, path = args.child
+        result = (
+            measure_build(args.layouts[0], Path(path))
+            if what == "build"
+            else measure_serving(Path(path), args.device)
+        )
+        print(json.dumps(result))
         return
-    print(f"machine: {platform.machine()} {platform.processor()}, {os.cpu_count()} cores")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for layout in args.layouts:
-        out = subprocess.run(
-            [sys.executable, __file__, layout, "--device", args.device, "--one"],
-            env={**os.environ, "LOG_LEVEL": "WARNING"},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        r = json.loads(out.strip().splitlines()[-1])
+        with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as work:
+            path = Path(work) / f"{layout}.nemo"
+            b = run_child(layout, "--child", "build", str(path))
+            nemo_gb = path.stat().st_size / 1e9
+            r = run_child(layout, "--device", args.device, "--child", "serve", str(path))
         steps = ", ".join(f"{ms} ms: {t:.0f}" for ms, t in r["step_ms_by_latency_ms"].items())
         print(
-            f"{layout} ({r['threads']} torch threads): {r['parameters_m']:.0f} M parameters,"
-            f" .nemo {r['nemo_gb']:.2f} GB;"
-            f" build {r['build_s']:.1f} s, load {r['load_s']:.1f} s;"
-            f" RSS after load {r['rss_after_load_gb']:.1f} GB, peak {r['peak_rss_gb']:.1f} GB;"
-            f" step (ms, one stream) {steps}"
+            f"{layout}: {r['parameters_m']:.0f} M parameters, .nemo {nemo_gb:.2f} GB;"
+            f" build {b['build_s']:.1f} s (peak RSS {b['peak_rss_gb']:.1f} GB);"
+            f" load {r['load_s']:.1f} s, RSS after load {r['rss_after_load_gb']:.1f} GB,"
+            f" peak {r['peak_rss_gb']:.1f} GB; median step, one stream, {r['threads']} threads"
+            f" (ms): {steps}; load now {os.getloadavg()[0]:.1f}",
+            flush=True,
         )
 
 
