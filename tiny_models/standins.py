@@ -135,9 +135,14 @@ def source_digest() -> str:
 
 
 def cached(layout: str, cache: Path = CACHE) -> Path:
-    """The stand-in's .nemo under `cache`, built first if this source has not built it yet."""
+    """The stand-in's .nemo under `cache`, built first if this source has not built it yet (a
+    stand-in of an older source is removed then: each takes 2.4 GB)."""
     path = cache / f"asr-{layout}-{source_digest()}.nemo"
-    return path if path.is_file() else build(layout, path)
+    if path.is_file():
+        return path
+    for old in cache.glob(f"asr-{layout}-*.nemo"):
+        old.unlink(missing_ok=True)
+    return build(layout, path)
 
 
 def main() -> None:
