@@ -35,12 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build(args: argparse.Namespace):
     from services.asr.server import AsrService, Settings
 
-    settings_ = Settings(
+    service_settings = Settings(
         **server_settings(args),
         default_latency_ms=args.default_latency_ms,
         cuda_graphs=args.cuda_graphs,
     )
-    return AsrService(settings_)
+    return AsrService(service_settings)
 
 
 def main(argv: list[str] | None = None) -> int:
