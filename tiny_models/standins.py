@@ -6,7 +6,8 @@
 prediction net and a 640-wide joint, and a 1024-piece SentencePiece BPE vocabulary trained here.
 `full-3.5` is `nvidia/nemotron-3.5-asr-streaming-0.6b`'s: the same encoder and RNNT under the
 prompt class (`EncDecRNNTBPEModelWithPrompt`, 128 prompt slots), left context 56 and the modes
-[56, 0|1|3|6|13], 320 ms ([56,3]) its default.
+[56, 0|1|3|6|13], 320 ms ([56,3]) its default. Its vocabulary and joint are taken to be the
+English model's sizes (not checked against the release).
 
 They are too big to commit (2.4 GB each in fp32): `cached()` builds one on first use under
 .cache/standins/, named after this file's and tiny_models/asr.py's source, so a changed layout is

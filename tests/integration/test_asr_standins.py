@@ -68,5 +68,5 @@ async def test_full_size_standin_streams_what_it_transcribes_offline(
         f" {loaded - built:.1f} s, {len(steps)} steps of {latency_ms} ms, at most"
         f" {1000 * max(steps):.0f} ms each"
     )
-    assert len(tokens) >= 5, "the comparison means something only if the stand-in emits tokens"
+    assert len(steps) >= 3 and len(tokens) >= 5, "the comparison needs chunks and tokens"
     assert turn.final.text == text
