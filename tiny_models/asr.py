@@ -36,11 +36,11 @@ JOINT_ENCODER_GAIN = 12.0
 BLANK_BIAS = 9.0
 
 
-def _train_tokenizer(work: Path, vocab_size: int) -> Path:
+def train_tokenizer(work: Path, vocab_size: int, corpus: str = CORPUS * 20) -> Path:
     from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
 
     data = work / "corpus.txt"
-    data.write_text(CORPUS * 20)
+    data.write_text(corpus)
     model_path, _ = create_spt_model(
         str(data),
         vocab_size=vocab_size,
@@ -52,13 +52,34 @@ def _train_tokenizer(work: Path, vocab_size: int) -> Path:
     return Path(model_path).parent
 
 
-def model_config(tokenizer_dir: Path, prompt: bool = False, d_model: int = 64) -> dict:
-    att_context = PROMPT_ATT_CONTEXT_SIZES if prompt else ATT_CONTEXT_SIZES
+def model_config(
+    tokenizer_dir: Path,
+    prompt: bool = False,
+    d_model: int = 64,
+    *,
+    n_layers: int = 2,
+    n_heads: int = 4,
+    ff_expansion: int = 2,
+    conv_channels: int = 32,
+    pred_hidden: int = 64,
+    pred_layers: int = 1,
+    joint_hidden: int = 64,
+    num_prompts: int = 8,
+    prompt_languages: dict[str, int] | None = None,
+    att_context: list[list[int]] | None = None,
+) -> dict:
+    """The tiny layout by default; tiny_models.standins passes the published checkpoints' sizes."""
+    if att_context is None:
+        att_context = PROMPT_ATT_CONTEXT_SIZES if prompt else ATT_CONTEXT_SIZES
     cfg = {
         "sample_rate": 16000,
         "log_prediction": False,
         "compute_eval_loss": False,
-        "model_defaults": {"enc_hidden": d_model, "pred_hidden": 64, "joint_hidden": 64},
+        "model_defaults": {
+            "enc_hidden": d_model,
+            "pred_hidden": pred_hidden,
+            "joint_hidden": joint_hidden,
+        },
         "tokenizer": {"dir": str(tokenizer_dir), "type": "bpe"},
         # transcribe() needs this section to exist (NeMo 3.0.0).
         "validation_ds": {
@@ -86,15 +107,15 @@ def model_config(tokenizer_dir: Path, prompt: bool = False, d_model: int = 64) -
             "_target_": "nemo.collections.asr.modules.ConformerEncoder",
             "feat_in": 128,
             "feat_out": -1,
-            "n_layers": 2,
+            "n_layers": n_layers,
             "d_model": d_model,
             "subsampling": "dw_striding",
             "subsampling_factor": 8,
-            "subsampling_conv_channels": 32,
+            "subsampling_conv_channels": conv_channels,
             "causal_downsampling": True,
-            "ff_expansion_factor": 2,
+            "ff_expansion_factor": ff_expansion,
             "self_attention_model": "rel_pos",
-            "n_heads": 4,
+            "n_heads": n_heads,
             "att_context_size": att_context,
             "att_context_style": "chunked_limited",
             "xscaling": True,
@@ -113,21 +134,28 @@ def model_config(tokenizer_dir: Path, prompt: bool = False, d_model: int = 64) -
             "normalization_mode": None,
             "random_state_sampling": False,
             "blank_as_pad": True,
-            "prednet": {"pred_hidden": 64, "pred_rnn_layers": 1, "t_max": None, "dropout": 0.0},
+            "prednet": {
+                "pred_hidden": pred_hidden,
+                "pred_rnn_layers": pred_layers,
+                "t_max": None,
+                "dropout": 0.0,
+            },
         },
         "joint": {
             "_target_": "nemo.collections.asr.modules.RNNTJoint",
             "log_softmax": None,
             "preserve_memory": False,
             "fuse_loss_wer": False,
-            "jointnet": {"joint_hidden": 64, "activation": "relu", "dropout": 0.0},
+            "jointnet": {"joint_hidden": joint_hidden, "activation": "relu", "dropout": 0.0},
         },
         "decoding": {"strategy": "greedy_batch", "greedy": {"max_symbols": 1}},
         "loss": {"loss_name": "default"},
     }
     if prompt:
         cfg["model_defaults"].update(
-            num_prompts=8, prompt_dictionary=dict(PROMPT_LANGUAGES), initialize_prompt_feature=True
+            num_prompts=num_prompts,
+            prompt_dictionary=dict(prompt_languages or PROMPT_LANGUAGES),
+            initialize_prompt_feature=True,
         )
     return cfg
 
@@ -146,21 +174,21 @@ def build(out: Path, prompt: bool = False, seed: int = 0, vocab_size: int = 96) 
 
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as work:
-        tokenizer_dir = _train_tokenizer(Path(work), vocab_size)
+        tokenizer_dir = train_tokenizer(Path(work), vocab_size)
         model = model_class(cfg=OmegaConf.create(model_config(tokenizer_dir, prompt=prompt)))
         with torch.no_grad():
             model.joint.enc.weight *= JOINT_ENCODER_GAIN
             model.joint.enc.bias *= JOINT_ENCODER_GAIN
             model.joint.joint_net[-1].bias[-1] += BLANK_BIAS  # the blank is the last output
             if prompt:
-                _prompt_kernel_near_identity(model.prompt_kernel, d_model=64)
+                prompt_kernel_near_identity(model.prompt_kernel, d_model=64)
         model.eval()
         out.parent.mkdir(parents=True, exist_ok=True)
         model.save_to(str(out))
     return out
 
 
-def _prompt_kernel_near_identity(kernel, d_model: int) -> None:
+def prompt_kernel_near_identity(kernel, d_model: int) -> None:
     """A random prompt MLP would scramble the encoder output and leave the joint nothing but
     blanks. This one passes it through (relu(x) - relu(-x) = x) and adds a shift per language,
     as a trained model's language conditioning does."""

@@ -8,6 +8,9 @@ import sys
 import settings
 from services.common.cli import ServiceParser, run_service, server_settings
 
+# Kept here, not imported from services.asr.model, so --help needs no torch.
+CUDA_GRAPHS = ("auto", "on", "off")
+
 DESCRIPTION = "Cache-aware streaming ASR over WebSocket, batched across sessions."
 
 
@@ -19,13 +22,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=int(parser.env("DEFAULT_LATENCY_MS", "160")),
         help="latency mode of sessions that do not choose one (default: %(default)s)",
     )
+    parser.add_argument(
+        "--cuda-graphs",
+        choices=CUDA_GRAPHS,
+        default=parser.env("CUDA_GRAPHS", "auto"),
+        help="CUDA graphs in the RNNT decoder; auto keeps them if the warm-up decodes the same"
+        " with them (default: %(default)s; always off on the CPU)",
+    )
     return parser.parse_args(argv)
 
 
 def build(args: argparse.Namespace):
     from services.asr.server import AsrService, Settings
 
-    return AsrService(Settings(**server_settings(args), default_latency_ms=args.default_latency_ms))
+    service_settings = Settings(
+        **server_settings(args),
+        default_latency_ms=args.default_latency_ms,
+        cuda_graphs=args.cuda_graphs,
+    )
+    return AsrService(service_settings)
 
 
 def main(argv: list[str] | None = None) -> int:

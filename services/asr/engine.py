@@ -21,7 +21,7 @@ import torch
 from loguru import logger
 
 from services.asr.features import FeatureStream, LogMel
-from services.asr.model import LatencyMode, latency_modes, model_languages
+from services.asr.model import LatencyMode, encoder_dtype, latency_modes, model_languages
 from services.common import engine_loop
 
 TextCallback = Callable[["Turn", str, bool], None]  # (turn, text of the turn so far, final)
@@ -85,7 +85,8 @@ class Engine(engine_loop.EngineLoop):
         self.sample_rate = int(model.preprocessor.featurizer.sample_rate)
         self._on_step = on_step
         self._turns: dict[int, Turn] = {}
-        self._autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
+        # bf16 on CUDA (services.asr.model casts the model once at load); the features are fp32.
+        self.dtype = encoder_dtype(model)
 
     # --- the event-loop side -------------------------------------------------------------------
 
@@ -197,7 +198,11 @@ class Engine(engine_loop.EngineLoop):
             inputs.append(x)
         lengths = torch.tensor([x.shape[1] for x in inputs], device=self.device)
         signal = torch.zeros(
-            len(inputs), inputs[0].shape[0], int(lengths.max()), device=self.device
+            len(inputs),
+            inputs[0].shape[0],
+            int(lengths.max()),
+            device=self.device,
+            dtype=self.dtype,
         )
         for i, x in enumerate(inputs):
             signal[i, :, : x.shape[1]] = x
@@ -208,28 +213,21 @@ class Engine(engine_loop.EngineLoop):
             cache_len = torch.cat([t.cache[2] for t in turns], dim=0)
         else:
             cache_channel, cache_time, cache_len = self.model.encoder.get_initial_cache_state(
-                batch_size=len(turns), device=self.device
+                batch_size=len(turns), dtype=self.dtype, device=self.device
             )
 
-        with torch.autocast(
-            self.device.type,
-            dtype=self._autocast_dtype or torch.float32,
-            enabled=self._autocast_dtype is not None,
-        ):
-            _, _, cache_channel, cache_time, cache_len, hypotheses = (
-                self.model.conformer_stream_step(
-                    processed_signal=signal,
-                    processed_signal_length=lengths,
-                    cache_last_channel=cache_channel,
-                    cache_last_time=cache_time,
-                    cache_last_channel_len=cache_len,
-                    # True: a turn's last step, and a longer first chunk, keep all their outputs.
-                    keep_all_outputs=True,
-                    previous_hypotheses=[t.hypothesis for t in turns],
-                    drop_extra_pre_encoded=mode.drop_extra if first.started else 0,
-                    return_transcription=True,
-                )
-            )
+        _, _, cache_channel, cache_time, cache_len, hypotheses = self.model.conformer_stream_step(
+            processed_signal=signal,
+            processed_signal_length=lengths,
+            cache_last_channel=cache_channel,
+            cache_last_time=cache_time,
+            cache_last_channel_len=cache_len,
+            # True: a turn's last step, and a longer first chunk, keep all their outputs.
+            keep_all_outputs=True,
+            previous_hypotheses=[t.hypothesis for t in turns],
+            drop_extra_pre_encoded=mode.drop_extra if first.started else 0,
+            return_transcription=True,
+        )
 
         for i, (t, hyp) in enumerate(zip(turns, hypotheses, strict=True)):
             t.cache = (cache_channel[:, i : i + 1], cache_time[:, i : i + 1], cache_len[i : i + 1])

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from loguru import logger
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
+
+CUDA_GRAPHS = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -47,20 +50,95 @@ def load_model(name_or_path: str, device: str) -> torch.nn.Module:
             f"{name_or_path}: att_context_style {model.encoder.att_context_style!r} is not"
             " supported; cache-aware models with chunked_limited attention are"
         )
-    _use_plain_greedy(model)
+    if not model.decoder.blank_as_pad:
+        # NeMo's only greedy decoder that continues a partial hypothesis needs blank_as_pad.
+        raise ValueError(f"{name_or_path}: streaming needs an RNNT decoder with blank_as_pad")
+    # The service turns CUDA graphs on after checking them on the warm-up audio.
+    set_streaming_decoding(model, cuda_graphs=False)
     model.eval()
     model.freeze()
+    if torch.device(device).type == "cuda":
+        cast_for_inference(model, torch.bfloat16)
     return model
 
 
-def _use_plain_greedy(model) -> None:
-    """Greedy batched RNNT decoding with nothing extra to keep per token."""
+def set_streaming_decoding(model, cuda_graphs: bool) -> None:
+    """Greedy batched RNNT decoding that continues each turn's hypothesis chunk after chunk,
+    whatever the checkpoint's decoding config says. NeMo's label-looping greedy_batch is the only
+    greedy path that takes partial hypotheses (the frame-looping one, `loop_labels: false`,
+    raises on them), and only without fusion models, per-stream biasing or per-frame extras."""
     decoding = copy.deepcopy(model.cfg.decoding)
     with open_dict(decoding):
         decoding.strategy = "greedy_batch"
         decoding.preserve_alignments = False
         decoding.compute_timestamps = False
+        decoding.compute_langs = False
+        decoding.compute_hypothesis_token_set = False
+        decoding.confidence_cfg = {
+            "preserve_frame_confidence": False,
+            "preserve_token_confidence": False,
+            "preserve_word_confidence": False,
+        }
+        greedy = decoding.get("greedy") or OmegaConf.create({})
+        greedy.loop_labels = True
+        greedy.use_cuda_graph_decoder = cuda_graphs
+        # No limit (None) could let a bad frame emit tokens forever; 10 is NeMo's default.
+        greedy.max_symbols = greedy.get("max_symbols") or greedy.get("max_symbols_per_step") or 10
+        greedy.pop("max_symbols_per_step", None)
+        greedy.preserve_alignments = False
+        greedy.preserve_frame_confidence = False
+        greedy.ngram_lm_model = None
+        greedy.ngram_lm_alpha = 0.0
+        greedy.pop("boosting_tree", None)
+        greedy.boosting_tree_alpha = 0.0
+        greedy.enable_per_stream_biasing = False
+        decoding.greedy = greedy
     model.change_decoding_strategy(decoding, verbose=False)
+
+
+def cast_for_inference(model, dtype: torch.dtype) -> None:
+    """Casts every part of the model but the preprocessor to `dtype`, once: the log-mel features
+    stay fp32 (their STFT and log lose too much in bf16) and the engine feeds them to the encoder
+    in its dtype. Cheaper than autocast, which casts every weight again on every step."""
+    for child in model.children():
+        if child is not model.preprocessor:
+            child.to(dtype)
+    model.preprocessor.float()
+
+
+def encoder_dtype(model) -> torch.dtype:
+    return next(model.encoder.parameters()).dtype
+
+
+async def choose_cuda_graphs(
+    setting: str, device: str, decode: Callable[[bool], Awaitable[list[str]]]
+) -> bool:
+    """Whether the RNNT decoder runs in CUDA graphs. `decode(graphs)` transcribes the warm-up
+    audio with or without them; `auto` keeps them only where that gives the same text and raises
+    nothing, since a graph that mis-captures decodes silently wrong."""
+    if setting not in CUDA_GRAPHS:
+        raise ValueError(f"cuda_graphs must be one of {', '.join(CUDA_GRAPHS)}, got {setting!r}")
+    if torch.device(device).type != "cuda":
+        if setting == "on":
+            logger.warning("CUDA graphs asked for, but the model runs on the CPU: off")
+        return False
+    if setting != "auto":
+        logger.info(f"CUDA graphs in the RNNT decoder: {setting} (set)")
+        return setting == "on"
+    without = await decode(False)
+    try:
+        with_graphs = await decode(True)
+    except Exception as e:
+        logger.warning(f"CUDA graphs in the RNNT decoder: off (decoding with them failed: {e})")
+        return False
+    if with_graphs != without:
+        logger.warning(
+            "CUDA graphs in the RNNT decoder: off (they changed the warm-up text:"
+            f" {with_graphs!r} instead of {without!r})"
+        )
+        return False
+    logger.info("CUDA graphs in the RNNT decoder: on (same warm-up text with and without)")
+    return True
 
 
 def latency_modes(model) -> dict[int, LatencyMode]:

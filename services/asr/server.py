@@ -13,7 +13,12 @@ from loguru import logger
 from protocol import asr as proto
 from services.asr.engine import Engine, Turn
 from services.asr.metrics import AsrMetrics
-from services.asr.model import LatencyMode, load_model
+from services.asr.model import (
+    LatencyMode,
+    choose_cuda_graphs,
+    load_model,
+    set_streaming_decoding,
+)
 from services.common.audio import AudioDecodeError, decode_audio_file, pcm16_to_float
 from services.common.http import error_json
 from services.common.outbox import Outbox
@@ -27,6 +32,7 @@ WARMUP_SECONDS = 1.5
 class Settings(ServiceSettings):
     max_sessions: int = 64
     default_latency_ms: int = proto.DEFAULT_LATENCY_MS
+    cuda_graphs: str = "auto"  # in the RNNT decoder: auto (checked at start-up), on or off
 
 
 class AsrService(ModelService[Settings, AsrMetrics]):
@@ -51,6 +57,7 @@ class AsrService(ModelService[Settings, AsrMetrics]):
                     f" model's modes {list(engine.modes)}"
                 )
             engine.start()
+            await self._choose_cuda_graphs(engine)
             await self._warm_up(engine)
         except Exception as e:
             self.health.failed(str(e))
@@ -63,11 +70,23 @@ class AsrService(ModelService[Settings, AsrMetrics]):
         if self.engine:
             await self.engine.stop()
 
-    async def _warm_up(self, engine: Engine) -> None:
-        """One short turn per latency mode through the real path, so the first user waits less."""
+    async def _choose_cuda_graphs(self, engine: Engine) -> None:
+        async def decode(graphs: bool) -> list[str]:
+            set_streaming_decoding(engine.model, cuda_graphs=graphs)
+            return await self._warm_up(engine)
+
+        graphs = await choose_cuda_graphs(self.settings.cuda_graphs, self.settings.device, decode)
+        set_streaming_decoding(engine.model, cuda_graphs=graphs)
+
+    async def _warm_up(self, engine: Engine) -> list[str]:
+        """One short turn per latency mode through the real path, so the first user waits less;
+        the texts, for the CUDA graphs check."""
         noise = np.random.default_rng(0).normal(0, 0.01, int(WARMUP_SECONDS * 16000))
-        for mode in engine.modes.values():
-            await _transcribe(engine, mode, default_language(engine), noise.astype(np.float32))
+        language = default_language(engine)
+        return [
+            await _transcribe(engine, mode, language, noise.astype(np.float32))
+            for mode in engine.modes.values()
+        ]
 
     def _health(self, status: str, error: str | None) -> proto.Health:
         engine = self.engine
