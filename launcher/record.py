@@ -63,11 +63,23 @@ def pid_alive(pid: int) -> bool:
 
 
 def owned(pid: int, run_id: str) -> bool:
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-    return f"{RUN_ID_VAR}={run_id}".encode() in environ.split(b"\0")
+    return f"{RUN_ID_VAR}={run_id}".encode() in _environ(pid).split(b"\0")
+
+
+def _environ(pid: int) -> bytes:
+    """A process's environment. Right after its exec it can read as empty for a moment (seen with
+    processes that start has just spawned), so a user process's empty one is read again; kernel
+    threads, which have none, have no executable and are not waited for."""
+    path = Path(f"/proc/{pid}/environ")
+    for _ in range(100):
+        try:
+            environ = path.read_bytes()
+            if environ or not os.path.exists(f"/proc/{pid}/exe"):
+                return environ
+        except OSError:
+            return b""
+        time.sleep(0.005)
+    return b""
 
 
 def owned_pids(run_id: str) -> list[int]:
