@@ -18,7 +18,7 @@ from pipecat.services.nvidia.llm import NvidiaLLMService
 import settings
 from bots.tools import TOOLS
 
-DEFAULT_URL = settings.ADDRESSES["llm"][1].format(port=settings.PORTS["llm"][1])
+DEFAULT_URL = settings.address("llm", {})
 # The name `services.llm` serves the model under, whatever checkpoint the profile picked.
 DEFAULT_SERVED_MODEL_NAME = settings.LLM_SERVED_MODEL_NAME
 

@@ -50,9 +50,12 @@ ALREADY_RUNNING = (
 
 
 def resolve_profile(options: Options, gpu: settings.Gpu | None) -> Options:
-    """`auto` becomes the profile of this machine's GPU (SettingsError when none fits); cpu-test
-    runs without Docker."""
-    profile = settings.detect_profile(gpu) if options.profile == "auto" else options.profile
+    """`auto` becomes the profile of this machine's GPU (Failed, saying why, when none fits);
+    cpu-test runs without Docker."""
+    try:
+        profile = settings.detect_profile(gpu) if options.profile == "auto" else options.profile
+    except SettingsError as e:
+        raise Failed(str(e)) from None
     if profile == "cpu-test" and options.docker:
         log("profile cpu-test runs without Docker (--no-docker)")
         return replace(options, profile=profile, docker=False)
@@ -73,10 +76,7 @@ def is_running(record: RunRecord | None) -> bool:
 def start(options: Options, places: Places | None = None) -> int:
     places = places or Places.from_env()
     gpu = settings.query_gpu()
-    try:
-        options = resolve_profile(options, gpu)
-    except SettingsError as e:
-        raise Failed(str(e)) from None
+    options = resolve_profile(options, gpu)
     if options.dry_run:
         print_plan(options, options.profile, places)
         return 0
@@ -198,10 +198,8 @@ def start_container(options: Options, record: RunRecord, places: Places) -> None
         docker.docker("rm", name)
     places.container_cache.mkdir(parents=True, exist_ok=True)
     places.hf_cache.mkdir(parents=True, exist_ok=True)
-    log(
-        f"starting the container {name} (profile {options.profile}; the first start downloads"
-        " the models)"
-    )
+    downloads = "" if offline(places.env) else "; the services download their models"
+    log(f"starting the container {name} (profile {options.profile}{downloads})")
     argv = run_command(options, options.profile, image, places)
     result = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
     if result.returncode:
@@ -266,23 +264,15 @@ def follow(record: RunRecord, places: Places) -> int:
 
 def fetch_models(options: Options, places: Places) -> int:
     """Every model file the profile's services load from the hub, into the cache."""
-    found = models.artifacts(options.profile, options.services, places.env, places.hub_cache)
-    if not found:
-        return 0
-    todo = models.missing(found, places.hub_cache)
-    if todo:
-        log(f"fetching the models into {places.hub_cache} (once; later starts run offline)")
     found = models.fetch(options.profile, options.services, places.env, places.hub_cache)
-    log(f"the models are in the cache: {', '.join(a.repo for a in found)}")
+    if found:
+        log(f"the models are in the cache: {', '.join(a.repo for a in found)}")
     return 0
 
 
 def fetch_models_command(options: Options, places: Places | None = None) -> int:
     places = places or Places.from_env()
-    try:
-        options = resolve_profile(options, settings.query_gpu())
-    except SettingsError as e:
-        raise Failed(str(e)) from None
+    options = resolve_profile(options, settings.query_gpu())
     if options.dry_run:
         print_models(options, options.profile, places)
         return 0
@@ -437,11 +427,8 @@ def bench(args: list[str]) -> int:
                 return code
         return 0
     venv.sync(["bot", "bench"], quiet=True)
+    # The bench finds the bot and the services in settings.py, as start placed them.
     record = RunRecord.read(places.run_dir)
-    env = places.env
     argv = [sys.executable, "-m", "scripts.v2v_bench"]
-    argv += ["--url", f"http://localhost:{port('bot', env)}"]
-    for name in SERVICES:
-        argv += [f"--{name}-url", settings.http_base(name, env)]
     argv += ["--profile", record.profile] if record else []
     os.execv(sys.executable, [*argv, *args])

@@ -27,7 +27,7 @@ def probe(name: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
     url = f"http://127.0.0.1:{port(name, env)}{HEALTH_PATHS.get(name, health.PATH)}"
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
-            return "ready", _details(resp.read())
+            return "ready", _details(health.parse_health(resp.read()))
     except urllib.error.HTTPError as e:
         if name == "bot" and e.code < 500:
             return "ready", {}
@@ -37,8 +37,7 @@ def probe(name: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         return "down", {}
 
 
-def _details(body: bytes | health.Health | None) -> dict[str, Any]:
-    report = health.parse_health(body) if isinstance(body, bytes) else body
+def _details(report: health.Health | None) -> dict[str, Any]:
     return {k: getattr(report, k) for k in DETAILS if report and getattr(report, k) is not None}
 
 

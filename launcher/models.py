@@ -165,6 +165,8 @@ def fetch(
         todo = [a for a in missing(found, cache) if a not in done]
         if not todo:
             return found
+        if not done:
+            log(f"fetching the models into {cache} (once; later starts run offline)")
         for artifact in todo:
             log(f"fetching {artifact.describe()}")
             download(artifact, cache, env.get("HF_TOKEN") or None)
