@@ -7,9 +7,7 @@ import sys
 
 import settings
 from services.common.cli import ServiceParser, run_service, server_settings
-
-# Kept here, not imported from services.asr.model, so --help needs no torch.
-CUDA_GRAPHS = ("auto", "on", "off")
+from services.common.device import CUDA_GRAPHS
 
 DESCRIPTION = "Cache-aware streaming ASR over WebSocket, batched across sessions."
 

@@ -11,7 +11,7 @@ import torch
 from loguru import logger
 from omegaconf import OmegaConf, open_dict
 
-CUDA_GRAPHS = ("auto", "on", "off")
+from services.common.device import CUDA_GRAPHS
 
 
 @dataclass(frozen=True)

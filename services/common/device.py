@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 DEVICES = ("auto", "cuda", "cpu")
+# CUDA graphs in a model service's decoder: auto keeps them where a start-up check decodes the same.
+CUDA_GRAPHS = ("auto", "on", "off")
 
 
 def resolve_device(name: str) -> str:

@@ -67,7 +67,7 @@ async def test_unknown_setting_is_refused():
 
 
 def test_command_line_and_environment(monkeypatch):
-    assert cli.CUDA_GRAPHS == CUDA_GRAPHS  # --help does not import torch, so it has its own copy
+    assert cli.CUDA_GRAPHS == CUDA_GRAPHS
     monkeypatch.delenv("ASR_CUDA_GRAPHS", raising=False)
     assert cli.parse_args([]).cuda_graphs == "auto"
     monkeypatch.setenv("ASR_CUDA_GRAPHS", "off")
