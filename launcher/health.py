@@ -23,7 +23,8 @@ DETAILS = ("model", "sessions", "error")
 
 
 def probe(name: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
-    """("ready", details) on 200; the body's status ("loading", "failed") on 503; or "down"."""
+    """("ready", details) on 200; the body's status ("loading", "failed", "degraded") on 503;
+    or "down"."""
     url = f"http://127.0.0.1:{port(name, env)}{HEALTH_PATHS.get(name, health.PATH)}"
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:

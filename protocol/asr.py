@@ -16,6 +16,10 @@ server -> client
   {"type": "transcript", "text", "is_final": true, "finalize": true}   after a hard reset
   {"type": "transcript", "text", "is_final": true, "finalize": false}  after a soft reset
   {"type": "error", "code", "message"}
+      code "backlog": audio dropped because more than the server's backlog limit (seconds of
+      audio not yet transcribed) is waiting; sent once per run of dropped frames, and the session
+      goes on. Send audio no faster than real time (bursts within the limit are fine).
+A client that does not read its messages is disconnected (1008) once too many wait for it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ QUERY_LANGUAGE = "language"
 class ErrorCode(CommonErrorCode):
     BAD_AUDIO = "bad_audio"
     BAD_CONFIG = "bad_config"
+    BACKLOG = "backlog"
 
 
 # --- client -> server ----------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""The `/health` body of the model services: 200 with `ready`, 503 with `loading` or `failed`.
+"""The `/health` body of the model services: 200 with `ready`, 503 with `loading`, `failed` or
+`degraded`.
 
-  {"status": "loading"|"ready"|"failed", "model", "sessions", "error"?, ...}
+  {"status": "loading"|"ready"|"failed"|"degraded", "model", "sessions", "error"?, ...}
 
-`error` is there only once the model failed to load. Each service adds what its loaded model
-offers (protocol.asr.Health, protocol.tts.Health); `parse_health` reads the fields they share.
+`error` says why the model failed to load, or why a loaded service is degraded: its engine
+failed and is restarting (it turns `ready` again on its own). Each service adds what its loaded
+model offers (protocol.asr.Health, protocol.tts.Health); `parse_health` reads the fields they share.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ from dataclasses import dataclass, field
 
 from protocol.common import OMIT_NONE, Message
 
-LOADING, READY, FAILED = "loading", "ready", "failed"
+LOADING, READY, FAILED, DEGRADED = "loading", "ready", "failed", "degraded"
 PATH = "/health"
 
 
 @dataclass(frozen=True)
 class Health(Message):
-    status: str  # LOADING, READY or FAILED
+    status: str  # LOADING, READY, FAILED or DEGRADED
     model: str | None = None
     sessions: int | None = None  # open sessions and requests
-    error: str | None = field(default=None, metadata=OMIT_NONE)  # why the model failed to load
+    error: str | None = field(default=None, metadata=OMIT_NONE)  # why failed or degraded
 
 
 def parse_health(raw: str | bytes) -> Health | None:

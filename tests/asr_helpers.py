@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,19 +44,27 @@ async def read_until_final(ws, turn: Turn) -> Turn:
     raise AssertionError(f"connection closed before the final transcript: {turn}")
 
 
-async def send_pcm(ws, pcm: np.ndarray, chunk_ms: int = 20) -> None:
+async def send_pcm(ws, pcm: np.ndarray, chunk_ms: int = 20, real_time: bool = False) -> None:
+    """Sends `pcm` in `chunk_ms` frames: at once, or paced like a live microphone."""
     step = proto.SAMPLE_RATE * chunk_ms // 1000
-    for i in range(0, len(pcm), step):
+    start = asyncio.get_running_loop().time()
+    for k, i in enumerate(range(0, len(pcm), step)):
         await ws.send(pcm[i : i + step].astype("<i2").tobytes())
+        if real_time:
+            await asyncio.sleep(
+                start + (k + 1) * chunk_ms / 1000 - asyncio.get_running_loop().time()
+            )
 
 
-async def transcribe_ws(url: str, pcm: np.ndarray, chunk_ms: int = 20, **config) -> Turn:
+async def transcribe_ws(
+    url: str, pcm: np.ndarray, chunk_ms: int = 20, real_time: bool = False, **config
+) -> Turn:
     """One turn the way the anchor project's client does it: ready, PCM, reset, final."""
     async with websockets.connect(url) as ws:
         turn = Turn(ready=proto.parse_server_message(await ws.recv()))
         if config:
             await ws.send(proto.Config(**config).to_json())
             turn.others.append(proto.parse_server_message(await ws.recv()))
-        await send_pcm(ws, pcm, chunk_ms)
+        await send_pcm(ws, pcm, chunk_ms, real_time)
         await ws.send(proto.Reset(finalize=True).to_json())
         return await read_until_final(ws, turn)

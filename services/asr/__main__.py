@@ -27,7 +27,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="CUDA graphs in the RNNT decoder; auto keeps them if the warm-up decodes the same"
         " with them (default: %(default)s; always off on the CPU)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--max-backlog-seconds",
+        type=float,
+        default=float(parser.env("MAX_BACKLOG_SECONDS", "60")),
+        metavar="S",
+        help="audio a session may have waiting to be transcribed; past it, audio is dropped with"
+        " a `backlog` error (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if args.max_backlog_seconds <= 0:
+        parser.error("--max-backlog-seconds must be above 0")
+    return args
 
 
 def build(args: argparse.Namespace):
@@ -37,6 +48,7 @@ def build(args: argparse.Namespace):
         **server_settings(args),
         default_latency_ms=args.default_latency_ms,
         cuda_graphs=args.cuda_graphs,
+        max_backlog_seconds=args.max_backlog_seconds,
     )
     return AsrService(service_settings)
 

@@ -1,18 +1,28 @@
 """The streaming engine: one inference loop per model, batching every turn that is ready.
 
 A turn is one utterance of one client, from its first audio to the reset that ends it. Each loop
-round (on the event loop) takes, from every turn with a full chunk of audio (or an ended turn),
-the samples of its next chunk. Turns are grouped by latency mode, language and whether this is
-their first chunk, and each group runs as one `conformer_stream_step` on a worker
-thread, with the turns' encoder caches and decoder states stacked into a batch and scattered
-back. The loop never waits for a fuller batch: whatever is ready when a step ends goes next.
+round (on the event loop) looks at every turn and runs one model step, on a worker thread, for
+the most urgent group of turns that can share it: the same latency mode, language, first step
+or not, and number of chunks. The loop never waits for a fuller batch.
+
+Scheduling, so that no turn falls behind for good:
+- A turn with several chunks waiting runs up to `max_step_seconds` of them in one step (a power
+  of two, so backlogged turns still batch together). That is exact: chunked_limited attention's
+  left context is a multiple of every chunk size, so k chunks attend to what they would one by
+  one.
+- Ending turns go first, all their remaining audio in one step. Then the group whose oldest
+  chunk has waited longest against its mode's chunk time; a turn that just ran counts as waiting
+  from then, so a client far ahead of real time shares the model fairly instead of holding it.
+
+Each turn's encoder caches, pre-encode frames and decoder state live in one row of a
+`StatePool`; a step gathers and scatters rows by index, and only the new tokens reach the host.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,15 +32,18 @@ from loguru import logger
 
 from services.asr.features import FeatureStream, LogMel
 from services.asr.model import LatencyMode, encoder_dtype, latency_modes, model_languages
+from services.asr.state_pool import StatePool, StepState
 from services.common import engine_loop
 
 TextCallback = Callable[["Turn", str, bool], None]  # (turn, text of the turn so far, final)
 ErrorCallback = Callable[["Turn", str], None]
 
+MAX_STEP_SECONDS = 2.56  # the most audio of one turn in one step, when it catches up
+
 
 @dataclass(eq=False)
 class Turn:
-    """One turn of one client: its features, encoder caches and decoder state."""
+    """One turn of one client: its features, text, and where its model state is."""
 
     mode: LatencyMode
     language: str | None
@@ -41,16 +54,26 @@ class Turn:
     id: int = field(default_factory=itertools.count().__next__)
     text: str = ""
     tokens: list[int] = field(default_factory=list)
-    started: bool = False  # the first chunk has run
+    started: bool = False  # its first chunk is taken
     finishing: bool = False  # the turn ended: run what is left, then send the final text
     closed: bool = False
-    # Model state, touched only by the worker thread while a step runs.
-    pre_encode: torch.Tensor | None = None  # the last frames, fed again with the next chunk
-    cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-    hypothesis: object | None = None
+    slot: int | None = None  # its row in the engine's StatePool
+    ready_since: float | None = None  # when its next chunk was complete, or it last ran
+    finish_time: float | None = None
+    # The text of every word but the last, and the last word's tokens: interim text decodes
+    # only those, however long the turn.
+    words_text: str = ""
+    word_tokens: list[int] = field(default_factory=list)
+
+    @property
+    def needed(self) -> int:
+        """Frames of the next chunk."""
+        return self.mode.chunk if self.started else self.mode.first_chunk
 
     def push(self, samples: np.ndarray) -> None:
         self.features.push(samples)
+        if self.ready_since is None and self.features.frames_ready() >= self.needed:
+            self.ready_since = time.monotonic()
 
     @property
     def has_audio(self) -> bool:
@@ -58,24 +81,43 @@ class Turn:
 
 
 @dataclass
-class _Chunk:
+class _Item:
     """The next samples of one turn, taken for the coming step."""
 
     turn: Turn
     samples: np.ndarray
     frames: int
-    final: bool
     text_before: str
+
+
+@dataclass(frozen=True)
+class _Group:
+    """What turns must share to run in one step."""
+
+    latency_ms: int
+    language: str | None
+    first: bool  # their first step: no caches yet, nothing dropped after subsampling
+    final: bool  # their last step: any length (padded), no state kept
+    frames: int  # every turn's frames, when not final
+    chunks: int  # every turn's chunks, when not final
 
 
 @dataclass(frozen=True)
 class StepStats(engine_loop.StepStats):
     latency_ms: int
     batch_size: int
+    chunks: int = 1  # chunks per turn (more when catching up; 0 for a final step)
 
 
 class Engine(engine_loop.EngineLoop):
-    def __init__(self, model, device: str, on_step: Callable[[StepStats], None] | None = None):
+    def __init__(
+        self,
+        model,
+        device: str,
+        on_step: Callable[[StepStats], None] | None = None,
+        on_finalize: Callable[[float], None] | None = None,
+        max_step_seconds: float = MAX_STEP_SECONDS,
+    ):
         super().__init__("asr")
         self.model = model
         self.device = torch.device(device)
@@ -84,9 +126,26 @@ class Engine(engine_loop.EngineLoop):
         self.logmel = LogMel(model.preprocessor)
         self.sample_rate = int(model.preprocessor.featurizer.sample_rate)
         self._on_step = on_step
+        self._on_finalize = on_finalize
         self._turns: dict[int, Turn] = {}
+        self._free_slots: list[int] = []
+        self._slots = itertools.count()
+        self._running: list[_Item] = []  # the items of the step in progress
+        self.lag_seconds = 0.0  # the most audio any turn has waiting, as of the last round
         # bf16 on CUDA (services.asr.model casts the model once at load); the features are fp32.
         self.dtype = encoder_dtype(model)
+        self.max_chunks = {
+            ms: _max_chunks(mode, max_step_seconds) for ms, mode in self.modes.items()
+        }
+        self.pool = StatePool(
+            model.encoder,
+            n_mels=int(model.preprocessor.featurizer.nfilt),
+            pre_encode=max(m.pre_encode_cache for m in self.modes.values()),
+            dtype=self.dtype,
+            device=self.device,
+        )
+        self._staging = _Staging(self.device)
+        self._word_start = _word_starts(model.tokenizer)
 
     # --- the event-loop side -------------------------------------------------------------------
 
@@ -106,70 +165,145 @@ class Engine(engine_loop.EngineLoop):
     def finish(self, turn: Turn) -> None:
         """Ends the turn: the rest of its audio runs at once, then on_text(turn, text, True)."""
         turn.finishing = True
+        turn.finish_time = time.monotonic()
         self.wake()
 
     def close(self, turn: Turn) -> None:
         """Drops a turn; nothing more is sent for it, even from a step already running."""
         turn.closed = True
         self._turns.pop(turn.id, None)
+        if turn.slot is not None:
+            # A step still running on this slot may write it; the next owner's first step
+            # writes its own state before anything reads it.
+            self._free_slots.append(turn.slot)
+            turn.slot = None
+
+    def backlog_seconds(self, turn: Turn) -> float:
+        """Audio of the turn not yet transcribed."""
+        return turn.features.pending_samples / self.sample_rate
 
     @property
     def active_turns(self) -> int:
         return len(self._turns)
 
     async def _round(self) -> bool:
-        chunks = self._collect()
-        groups: dict[tuple, list[_Chunk]] = defaultdict(list)
-        for c in chunks:
-            t = c.turn
-            groups[(t.mode.att_context, t.language, t.started)].append(c)
-        for items in groups.values():
-            try:
-                await self._in_worker(self._step, items)
-            except Exception as e:  # a failed step ends its turns, never the others
-                logger.exception(f"ASR step failed for {len(items)} turn(s)")
-                for c in items:
-                    if not c.turn.closed:
-                        self.close(c.turn)
-                        c.turn.on_error(c.turn, f"transcription failed: {e}")
-                continue
-            self._deliver(items)
-        return bool(chunks)
+        groups = self._plan()
+        if not groups:
+            return False
+        group = min(groups, key=lambda g: self._urgency(g, groups[g]))
+        items = [self._take(turn, group) for turn in groups[group]]
+        self._running = items
+        try:
+            await self._in_worker(self._step, items, group)
+        except Exception:
+            logger.exception(f"ASR step failed for {len(items)} turn(s); retrying one by one")
+            await self._retry_alone(items, group)
+        else:
+            self._deliver(items, group)
+        self._running = []
+        return True
 
-    def _collect(self) -> list[_Chunk]:
-        """Takes the next chunk of every ready turn; ends turns that have nothing left to run."""
-        chunks = []
+    def _plan(self) -> dict[_Group, list[Turn]]:
+        """Every turn that can run now, by the step it can share; ends turns with nothing left."""
+        groups: dict[_Group, list[Turn]] = {}
+        lag = 0
         for turn in list(self._turns.values()):
+            lag = max(lag, turn.features.pending_samples)
             if turn.after is not None:
                 if not turn.after.closed:
                     continue
                 turn.after = None
-            features = turn.features
-            needed = turn.mode.chunk if turn.started else turn.mode.first_chunk
-            if features.frames_ready() >= needed:
-                frames, final = needed, False
-            elif turn.finishing:
-                frames, final = features.frames_ready(final=True), True
-                if frames == 0:
-                    self.close(turn)
-                    turn.on_text(turn, turn.text, True)
-                    continue
-            else:
+            group = self._next_step(turn)
+            if group is None:
                 continue
-            samples = features.take(frames, final=final)
-            chunks.append(_Chunk(turn, samples, frames, final, turn.text))
-        return chunks
+            if group.final and group.frames == 0:
+                self._final(turn)
+                continue
+            # Ending turns of any length share a step.
+            key = dataclasses.replace(group, frames=0) if group.final else group
+            groups.setdefault(key, []).append(turn)
+        self.lag_seconds = lag / self.sample_rate
+        return groups
 
-    def _deliver(self, items: list[_Chunk]) -> None:
-        for c in items:
-            t = c.turn
-            if t.closed:
+    def _next_step(self, turn: Turn) -> _Group | None:
+        mode, features = turn.mode, turn.features
+        most = self.max_chunks[mode.latency_ms]
+        if turn.finishing:
+            rest = features.frames_ready(final=True)
+            if rest <= turn.needed + (most - 1) * mode.chunk:
+                return _Group(mode.latency_ms, turn.language, not turn.started, True, rest, 0)
+        ready = features.frames_ready()
+        if ready < turn.needed:
+            return None
+        chunks = min(1 + (ready - turn.needed) // mode.chunk, most)
+        chunks = 1 << (chunks.bit_length() - 1)
+        frames = turn.needed + (chunks - 1) * mode.chunk
+        return _Group(mode.latency_ms, turn.language, not turn.started, False, frames, chunks)
+
+    def _urgency(self, group: _Group, turns: list[Turn]) -> tuple[bool, float]:
+        """Ending turns first, by when they ended; then by how many chunk times the group's
+        oldest chunk has waited."""
+        now = time.monotonic()
+        if group.final:
+            return False, min((t.finish_time or now) for t in turns)
+        chunk_seconds = self.modes[group.latency_ms].chunk_seconds
+        return True, min((t.ready_since or now) + chunk_seconds for t in turns)
+
+    def _take(self, turn: Turn, group: _Group) -> _Item:
+        frames = group.frames if not group.final else turn.features.frames_ready(final=True)
+        item = _Item(turn, turn.features.take(frames, final=group.final), frames, turn.text)
+        turn.started = True
+        if turn.slot is None:
+            turn.slot = self._free_slots.pop() if self._free_slots else next(self._slots)
+        # Still ready: it waits from now, behind turns whose chunks came while it ran.
+        ready = turn.features.frames_ready() >= turn.needed
+        turn.ready_since = time.monotonic() if ready else None
+        return item
+
+    async def _retry_alone(self, items: list[_Item], group: _Group) -> None:
+        """After a failed step (an out-of-memory on a big batch), each turn runs alone; only one
+        that fails again is ended."""
+        for item in items if len(items) > 1 else []:
+            if item.turn.closed:
                 continue
-            if c.final:
-                self.close(t)
-                t.on_text(t, t.text, True)
-            elif t.text != c.text_before:
-                t.on_text(t, t.text, False)
+            try:
+                await self._in_worker(self._step, [item], group)
+            except Exception as e:
+                logger.exception(f"ASR step failed again for turn {item.turn.id}")
+                self._fail(item.turn, f"transcription failed: {e}")
+            else:
+                self._deliver([item], group)
+        if len(items) == 1 and not items[0].turn.closed:
+            self._fail(items[0].turn, "transcription failed; see the ASR service's log")
+
+    def _fail(self, turn: Turn, message: str) -> None:
+        if not turn.closed:
+            self.close(turn)
+            turn.on_error(turn, message)
+
+    def _recover(self, error: Exception) -> None:
+        """The loop failed outside a model step: the turns it was handling are ended (all of
+        them if it was not handling any), so the next round starts from a consistent state."""
+        turns = [i.turn for i in self._running] or list(self._turns.values())
+        self._running = []
+        for turn in turns:
+            self._fail(turn, f"transcription failed: {error}")
+
+    def _deliver(self, items: list[_Item], group: _Group) -> None:
+        for item in items:
+            turn = item.turn
+            if turn.closed:
+                continue
+            if group.final:
+                self._final(turn)
+            elif turn.text != item.text_before:
+                turn.on_text(turn, turn.text, False)
+
+    def _final(self, turn: Turn) -> None:
+        self.close(turn)
+        if self._on_finalize and turn.finish_time is not None:
+            self._on_finalize(time.monotonic() - turn.finish_time)
+        turn.on_text(turn, turn.text, True)
 
     # --- the worker-thread side ----------------------------------------------------------------
 
@@ -183,90 +317,149 @@ class Engine(engine_loop.EngineLoop):
                 self.model.set_inference_prompt(language or "auto")
 
     @torch.inference_mode()
-    def _step(self, items: list[_Chunk]) -> None:
+    def _step(self, items: list[_Item], group: _Group) -> None:
         started = time.perf_counter()
-        first = items[0].turn
-        mode = first.mode
-        self._select(mode, first.language)
-        turns = [c.turn for c in items]
-        frames = self.logmel([c.samples for c in items], [c.frames for c in items], self.device)
-
-        inputs = []
-        for t, f in zip(turns, frames, strict=True):
-            x = f if t.pre_encode is None else torch.cat([t.pre_encode, f], dim=1)
-            t.pre_encode = x[:, -mode.pre_encode_cache :]
-            inputs.append(x)
-        lengths = torch.tensor([x.shape[1] for x in inputs], device=self.device)
-        signal = torch.zeros(
-            len(inputs),
-            inputs[0].shape[0],
-            int(lengths.max()),
-            device=self.device,
-            dtype=self.dtype,
+        mode = self.modes[group.latency_ms]
+        self._select(mode, group.language)
+        batch = len(items)
+        counts = [item.frames for item in items]
+        frames = self.logmel.batch(
+            self._staging.floats([item.samples for item in items]),
+            self._staging.ints([len(item.samples) for item in items]),
+            counts,
         )
-        for i, x in enumerate(inputs):
-            signal[i, :, : x.shape[1]] = x
-
-        if first.started:
-            cache_channel = torch.cat([t.cache[0] for t in turns], dim=1)
-            cache_time = torch.cat([t.cache[1] for t in turns], dim=1)
-            cache_len = torch.cat([t.cache[2] for t in turns], dim=0)
+        if group.first:
+            state = None
+            channel, cache_time, cache_len = self.model.encoder.get_initial_cache_state(
+                batch_size=batch, dtype=self.dtype, device=self.device
+            )
+            signal, prefix = frames, 0
         else:
-            cache_channel, cache_time, cache_len = self.model.encoder.get_initial_cache_state(
-                batch_size=len(turns), dtype=self.dtype, device=self.device
+            slots = self._staging.ints([item.turn.slot for item in items])
+            state = self.pool.gather(slots)
+            channel, cache_time, cache_len = state.cache_channel, state.cache_time, state.cache_len
+            prefix = mode.pre_encode_cache
+            signal = torch.cat([state.pre_encode[:, :, -prefix:], frames], dim=2)
+        lengths = self._staging.ints([prefix + c for c in counts])
+
+        encoded, encoded_len, channel, cache_time, cache_len = (
+            self.model.encoder.cache_aware_stream_step(
+                processed_signal=signal.to(self.dtype),
+                processed_signal_length=lengths,
+                cache_last_channel=channel,
+                cache_last_time=cache_time,
+                cache_last_channel_len=cache_len,
+                # True: a turn's last step, and a longer first chunk, keep all their outputs.
+                keep_all_outputs=True,
+                drop_extra_pre_encoded=0 if group.first else mode.drop_extra,
+            )
+        )
+        # The language prompt of multilingual models, as NeMo's conformer_stream_step adds it.
+        encoded = self.model._apply_prompt_to_encoded(encoded)
+        decoding = self.model.decoding.decoding.decoding_computer
+        hyps, decoder_state = decoding(
+            x=encoded.transpose(1, 2),
+            out_len=encoded_len,
+            prev_batched_state=state.decoder if state is not None else None,
+        )
+        # The only transfer to the host: the new tokens (of the first `batch` rows: NeMo's
+        # CUDA-graph decoder answers for its whole captured batch).
+        new_counts = hyps.current_lengths[:batch].cpu()
+        new_tokens = hyps.transcript[:batch, : int(new_counts.max())].cpu().tolist()
+
+        if not group.final:
+            if group.first:
+                slots = self._staging.ints([item.turn.slot for item in items])
+            self.pool.reserve(max(item.turn.slot for item in items) + 1)
+            keep = self.pool.pre_encode_frames
+            pre_encode = signal[:, :, -keep:]
+            if pre_encode.shape[2] < keep:
+                pre_encode = torch.nn.functional.pad(pre_encode, (keep - pre_encode.shape[2], 0))
+            self.pool.scatter(
+                slots, StepState(channel, cache_time, cache_len, pre_encode, decoder_state)
             )
 
-        _, _, cache_channel, cache_time, cache_len, hypotheses = self.model.conformer_stream_step(
-            processed_signal=signal,
-            processed_signal_length=lengths,
-            cache_last_channel=cache_channel,
-            cache_last_time=cache_time,
-            cache_last_channel_len=cache_len,
-            # True: a turn's last step, and a longer first chunk, keep all their outputs.
-            keep_all_outputs=True,
-            previous_hypotheses=[t.hypothesis for t in turns],
-            drop_extra_pre_encoded=mode.drop_extra if first.started else 0,
-            return_transcription=True,
-        )
-
-        for i, (t, hyp) in enumerate(zip(turns, hypotheses, strict=True)):
-            t.cache = (cache_channel[:, i : i + 1], cache_time[:, i : i + 1], cache_len[i : i + 1])
-            new_tokens = _tokens(hyp.y_sequence)
-            if new_tokens:
-                t.tokens.extend(new_tokens)
-                t.text = self.model.tokenizer.ids_to_text(t.tokens)
-            t.hypothesis = _carry_over(hyp)
-            t.started = True
+        for item, tokens, n in zip(items, new_tokens, new_counts.tolist(), strict=True):
+            turn = item.turn
+            if n:
+                self._append(turn, tokens[:n])
+            if group.final:
+                turn.text = self.model.tokenizer.ids_to_text(turn.tokens) if turn.tokens else ""
 
         if self._on_step:
-            audio = sum(c.frames for c in items) * self.logmel.hop / self.sample_rate
+            audio = sum(counts) * self.logmel.hop / self.sample_rate
             self._on_step(
                 StepStats(
                     seconds=time.perf_counter() - started,
                     audio_seconds=audio,
                     latency_ms=mode.latency_ms,
-                    batch_size=len(items),
+                    batch_size=batch,
+                    chunks=group.chunks,
                 )
             )
 
+    def _append(self, turn: Turn, tokens: list[int]) -> None:
+        """Adds tokens to the turn and its interim text, decoding only the last word's tokens
+        (a word-start piece begins with a space, so words decode apart)."""
+        turn.tokens.extend(tokens)
+        starts = [i for i, t in enumerate(tokens) if self._word_start(t)]
+        if starts:
+            done = turn.word_tokens + tokens[: starts[-1]]
+            if done:
+                turn.words_text = _join(turn.words_text, self.model.tokenizer.ids_to_text(done))
+            turn.word_tokens = tokens[starts[-1] :]
+        else:
+            turn.word_tokens += tokens
+        turn.text = _join(turn.words_text, self.model.tokenizer.ids_to_text(turn.word_tokens))
 
-def _tokens(y_sequence) -> list[int]:
-    if y_sequence is None:
-        return []
-    if isinstance(y_sequence, torch.Tensor):
-        return y_sequence.tolist()
-    return [int(t) for t in y_sequence]
+
+class _Staging:
+    """Host tensors for what a step sends to the device. On CUDA they are pinned (PyTorch's
+    caching host allocator reuses the blocks and keeps each alive until its copy is done), so
+    the copies are asynchronous."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.pinned = device.type == "cuda"
+
+    def _send(self, host: torch.Tensor) -> torch.Tensor:
+        return host.to(self.device, non_blocking=True) if self.pinned else host
+
+    def ints(self, values: list[int]) -> torch.Tensor:
+        host = torch.empty(len(values), dtype=torch.long, pin_memory=self.pinned)
+        host.numpy()[:] = values
+        return self._send(host)
+
+    def floats(self, rows: list[np.ndarray]) -> torch.Tensor:
+        """The rows zero-padded to the longest, as one [rows, longest] tensor."""
+        host = torch.zeros(len(rows), max(len(r) for r in rows), pin_memory=self.pinned)
+        array = host.numpy()
+        for i, r in enumerate(rows):
+            array[i, : len(r)] = r
+        return self._send(host)
 
 
-def _carry_over(hypothesis):
-    """Only the decoder state goes on to the next step, so a step's cost never grows with the
-    length of the turn (NeMo would otherwise re-concatenate and re-decode every token so far)."""
-    from nemo.collections.asr.parts.utils.rnnt_utils import Hypothesis
+def _max_chunks(mode: LatencyMode, max_step_seconds: float) -> int:
+    """Chunks of one turn in one step: a power of two, and 1 where the model's left context is
+    not a multiple of the chunk (k chunks at once would then attend differently)."""
+    left, right = mode.att_context
+    if left < 0 or left % (right + 1):
+        return 1
+    most = max(1, int(max_step_seconds / mode.chunk_seconds))
+    return 1 << (most.bit_length() - 1)
 
-    return Hypothesis(
-        score=0.0,
-        y_sequence=None,
-        dec_state=hypothesis.dec_state,
-        last_token=hypothesis.last_token,
-        timestamp=None,
-    )
+
+def _word_starts(tokenizer) -> Callable[[int], bool]:
+    """Whether a token begins a word (SentencePiece's "▁"); never, where the tokenizer cannot
+    say, which decodes the whole turn each time instead."""
+    try:
+        vocab = int(tokenizer.vocab_size)
+        pieces = tokenizer.ids_to_tokens(list(range(vocab)))
+    except Exception:  # any tokenizer without a piece table
+        return lambda _: False
+    starts = [isinstance(p, str) and p.startswith("\u2581") for p in pieces]
+    return lambda t: 0 <= t < len(starts) and starts[t]
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a} {b}" if a and b else a or b

@@ -10,13 +10,17 @@ segment ends at the last sample and the preprocessor's centred padding is the of
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 import torch
 
 
 class FeatureStream:
-    """The samples of one turn not yet turned into frames, and which frame comes next."""
+    """The samples of one turn not yet turned into frames, and which frame comes next.
+
+    Pushed audio is kept as a deque of arrays, so a push costs O(1) however much is waiting, and
+    taking frames copies only the samples they need."""
 
     def __init__(self, hop: int, n_fft: int):
         self.hop = hop
@@ -26,12 +30,18 @@ class FeatureStream:
         self.next_frame = 0
         self.total_samples = 0
         # Zeros stand for "before the stream", as offline pre-emphasis and padding see it.
-        self._buffer = np.zeros(self.margin_frames * hop, dtype=np.float32)
-        self._buffer_start = -self.margin_frames * hop  # stream index of _buffer[0]
+        self._pieces: deque[np.ndarray] = deque([np.zeros(self.margin_frames * hop, np.float32)])
+        self._start = -self.margin_frames * hop  # stream index of the first sample held
 
     def push(self, samples: np.ndarray) -> None:
-        self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
-        self.total_samples += len(samples)
+        if len(samples):
+            self._pieces.append(samples.astype(np.float32, copy=False))
+            self.total_samples += len(samples)
+
+    @property
+    def pending_samples(self) -> int:
+        """Samples pushed whose frames are not taken yet: how far this turn lags."""
+        return max(0, self.total_samples - self.next_frame * self.hop)
 
     def frames_ready(self, final: bool = False) -> int:
         """How many new frames can be computed now (at the end of the turn if `final`)."""
@@ -49,12 +59,30 @@ class FeatureStream:
         first = self.next_frame
         start = (first - self.margin_frames) * self.hop
         end = self.total_samples if final else (first + count - 1) * self.hop + self.half_window
-        segment = self._buffer[start - self._buffer_start : end - self._buffer_start].copy()
+        segment = self._read(start, end)
         self.next_frame = first + count
-        keep_from = (self.next_frame - self.margin_frames) * self.hop
-        self._buffer = self._buffer[keep_from - self._buffer_start :]
-        self._buffer_start = keep_from
+        self._drop_before((self.next_frame - self.margin_frames) * self.hop)
         return segment
+
+    def _read(self, start: int, end: int) -> np.ndarray:
+        out = np.empty(end - start, dtype=np.float32)
+        position, filled = self._start, 0
+        for piece in self._pieces:
+            if position >= end:
+                break
+            lo, hi = max(start, position), min(end, position + len(piece))
+            if lo < hi:
+                out[filled : filled + hi - lo] = piece[lo - position : hi - position]
+                filled += hi - lo
+            position += len(piece)
+        return out
+
+    def _drop_before(self, keep_from: int) -> None:
+        while self._pieces and self._start + len(self._pieces[0]) <= keep_from:
+            self._start += len(self._pieces.popleft())
+        if self._pieces and self._start < keep_from:
+            self._pieces[0] = self._pieces[0][keep_from - self._start :]
+            self._start = keep_from
 
 
 class LogMel:
@@ -81,17 +109,16 @@ class LogMel:
         return FeatureStream(self.hop, self.n_fft)
 
     @torch.inference_mode()
-    def __call__(
-        self, segments: list[np.ndarray], counts: list[int], device: torch.device
-    ) -> list[torch.Tensor]:
-        """Frames [n_mels, count] for each (segment, count) from FeatureStream.take."""
-        lengths = [len(s) for s in segments]
-        batch = np.zeros((len(segments), max(lengths)), dtype=np.float32)
-        for i, s in enumerate(segments):
-            batch[i, : len(s)] = s
-        mel, _ = self.preprocessor(
-            input_signal=torch.from_numpy(batch).to(device),
-            length=torch.tensor(lengths, device=device),
-        )
-        m = self.margin_frames
-        return [mel[i, :, m : m + c] for i, c in enumerate(counts)]
+    def batch(self, signal: torch.Tensor, lengths: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """Frames [batch, n_mels, max(counts)] of the segments FeatureStream.take gave (zero-padded
+        rows of `signal`, `lengths` samples long) that yield counts[i] frames each; frames past
+        a row's count are zero."""
+        mel, _ = self.preprocessor(input_signal=signal, length=lengths)
+        width = max(counts)
+        frames = mel[:, :, self.margin_frames : self.margin_frames + width]
+        if min(counts) < width:
+            valid = torch.arange(width, device=frames.device) < torch.tensor(
+                counts, device=frames.device
+            ).unsqueeze(1)
+            frames = frames * valid.unsqueeze(1)
+        return frames

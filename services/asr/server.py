@@ -26,6 +26,9 @@ from services.common.service import ModelService, ServiceSettings, refuse
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 WARMUP_SECONDS = 1.5
+# Messages a client may leave unread before it is disconnected: interims replace each other, so
+# only a client that stopped reading through many turns gets there.
+OUTBOX_LIMIT = 256
 
 
 @dataclass
@@ -33,6 +36,9 @@ class Settings(ServiceSettings):
     max_sessions: int = 64
     default_latency_ms: int = proto.DEFAULT_LATENCY_MS
     cuda_graphs: str = "auto"  # in the RNNT decoder: auto (checked at start-up), on or off
+    # Audio a session may have waiting to be transcribed; past it, audio is dropped with a
+    # `backlog` error. Generous: a client may send a minute ahead; only memory and latency bound it.
+    max_backlog_seconds: float = 60.0
 
 
 class AsrService(ModelService[Settings, AsrMetrics]):
@@ -50,7 +56,13 @@ class AsrService(ModelService[Settings, AsrMetrics]):
             model = self._model or await asyncio.to_thread(
                 load_model, self.settings.model, self.settings.device
             )
-            engine = Engine(model, self.settings.device, on_step=self.metrics.on_step)
+            engine = Engine(
+                model,
+                self.settings.device,
+                on_step=self.metrics.on_step,
+                on_finalize=self.metrics.finalize_seconds.observe,
+            )
+            self.metrics.lag_seconds.set_function(lambda: engine.lag_seconds)
             if self.settings.default_latency_ms not in engine.modes:
                 raise ValueError(
                     f"default latency {self.settings.default_latency_ms} ms is not one of the"
@@ -64,6 +76,7 @@ class AsrService(ModelService[Settings, AsrMetrics]):
             raise
         self.engine = engine
         self.health.ready()
+        engine.on_down = self.health.degraded
         logger.info(f"ASR ready: {self.settings.model}, modes {list(engine.modes)} ms")
 
     async def close(self) -> None:
@@ -152,7 +165,9 @@ class AsrService(ModelService[Settings, AsrMetrics]):
         if response_format not in ("json", "text", "verbose_json"):
             return error_json("response_format must be json, text or verbose_json", 400)
         try:
-            samples = decode_audio_file(upload.file.read(), proto.SAMPLE_RATE)
+            # Reading and resampling a long file takes a while: not on the event loop.
+            data = await asyncio.to_thread(upload.file.read)
+            samples = await asyncio.to_thread(decode_audio_file, data, proto.SAMPLE_RATE)
             _, language = self.resolve(proto.Config(language=_form_str(form, "language")))
         except (AudioDecodeError, proto.ProtocolError) as e:
             return error_json(str(e), 400)
@@ -193,8 +208,9 @@ class WebSocketSession:
         self.id = session_id
         self.mode = mode
         self.language = language
-        self.outbox = Outbox()
+        self.outbox = Outbox(OUTBOX_LIMIT, self._on_overflow)
         self.turns: list[Turn] = []  # the current turn last; earlier ones are finishing
+        self._dropping = False  # audio is being dropped for the backlog limit
         self._new_turn()
 
     @property
@@ -215,7 +231,13 @@ class WebSocketSession:
             self.outbox.put(proto.Transcript(text, is_final=True, finalize=True))
             logger.debug(f"{self.id}: final {text!r}")
         else:
-            self.outbox.put(proto.Transcript(text, is_final=False))
+            self.outbox.put(proto.Transcript(text, is_final=False), tag=turn.id, replace=True)
+
+    def _on_overflow(self) -> None:
+        logger.warning(f"{self.id}: the client does not read its messages; disconnecting it")
+        message = f"more than {OUTBOX_LIMIT} messages unread"
+        close = self.ws.close(code=proto.CloseCode.POLICY, message=message.encode())
+        asyncio.get_running_loop().create_task(asyncio.wait_for(close, 5))
 
     def _on_error(self, turn: Turn, message: str) -> None:
         self.outbox.put(proto.Error(proto.ErrorCode.INTERNAL, message))
@@ -259,9 +281,27 @@ class WebSocketSession:
         except proto.ProtocolError as e:
             self.outbox.put(proto.Error(e.code, e.message))
             return
-        if data:
-            self.turn.push(pcm16_to_float(data))
-            self.engine.wake()
+        if not data:
+            return
+        samples = pcm16_to_float(data)
+        limit = self.service.settings.max_backlog_seconds
+        waiting = sum(self.engine.backlog_seconds(t) for t in self.turns)
+        if waiting + len(samples) / proto.SAMPLE_RATE > limit:
+            if not self._dropping:
+                self._dropping = True
+                logger.warning(f"{self.id}: {waiting:.1f} s waiting; dropping audio")
+                self.outbox.put(
+                    proto.Error(
+                        proto.ErrorCode.BACKLOG,
+                        f"audio dropped: {waiting:.1f} s of this session's audio are waiting to"
+                        f" be transcribed and the limit is {limit:g} s; send audio no faster"
+                        " than real time",
+                    )
+                )
+            return
+        self._dropping = False
+        self.turn.push(samples)
+        self.engine.wake()
 
     def _on_message(self, raw: str) -> None:
         try:

@@ -14,7 +14,8 @@ from protocol import health
 
 
 class Health:
-    """A service is `loading` until its model is loaded and warmed, then `ready`; or `failed`."""
+    """A service is `loading` until its model is loaded and warmed, then `ready`; or `failed`.
+    A ready service is `degraded` while its engine restarts after a failure."""
 
     def __init__(self, report: Callable[[str, str | None], health.Health]):
         self.status = health.LOADING
@@ -22,7 +23,14 @@ class Health:
         self._report = report  # the service's body for a status and error
 
     def ready(self) -> None:
-        self.status = health.READY
+        self.status, self.error = health.READY, None
+
+    def degraded(self, error: str | None) -> None:
+        """The engine is down (`error`), or up again (None)."""
+        if error is None:
+            self.ready()
+        else:
+            self.status, self.error = health.DEGRADED, error
 
     def failed(self, error: str) -> None:
         self.status, self.error = health.FAILED, error

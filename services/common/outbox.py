@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from aiohttp import web
 
@@ -13,15 +13,34 @@ from protocol.common import Message
 
 
 class Outbox:
-    """Messages to the client in order; those put with a tag can be taken back until sent."""
+    """Messages to the client in order; those put with a tag can be taken back until sent.
 
-    def __init__(self) -> None:
+    With a `limit`, a client that lets more than that many messages wait (it does not read)
+    gets `on_overflow` called once and nothing more queued: its memory stays bounded."""
+
+    def __init__(self, limit: int | None = None, on_overflow: Callable[[], None] | None = None):
         self._items: deque[tuple[Hashable, Message | bytes]] = deque()
         self._ready = asyncio.Event()
+        self._limit, self._on_overflow = limit, on_overflow
+        self.overflowed = False
 
-    def put(self, message: Message | bytes, tag: Hashable = None) -> None:
+    def put(self, message: Message | bytes, tag: Hashable = None, replace: bool = False) -> None:
+        """Queues `message`; with `replace`, in place of what waits with the same tag (a newer
+        state of the same thing: the client needs only the latest)."""
+        if self.overflowed:
+            return
+        if replace and tag is not None:
+            self.drop(tag)
         self._items.append((tag, message))
         self._ready.set()
+        if self._limit is not None and len(self._items) > self._limit:
+            self.overflowed = True
+            self._items.clear()
+            if self._on_overflow:
+                self._on_overflow()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def drop(self, tag: Hashable) -> None:
         """Takes back what was put with `tag` and is not sent yet."""

@@ -58,13 +58,10 @@ async def test_engine_tokens_equal_offline_tokens(asr_server, offline_refs, spee
         assert await done == offline_refs["count", latency_ms][0]
 
 
-async def test_batched_sessions_equal_single(asr_server, offline_refs, speech):
-    """Sessions of different lengths, start times and latency modes at once: each gets exactly
-    what it gets alone, and the engine really ran them in shared steps."""
-    service, url = asr_server
-    steps: list[StepStats] = []
-    previous = service.engine._on_step
-    service.engine._on_step = lambda s: (steps.append(s), previous(s))
+async def test_live_sessions_at_once_equal_single(asr_server, offline_refs, speech):
+    """Live sessions of different lengths, start times and latency modes at once: each gets
+    exactly what it gets alone."""
+    _, url = asr_server
     jobs = [
         ("hello", 160, 0.0),
         ("fox", 160, 0.05),
@@ -77,15 +74,54 @@ async def test_batched_sessions_equal_single(asr_server, offline_refs, speech):
 
     async def run(name, latency_ms, delay):
         await asyncio.sleep(delay)
-        return await transcribe_ws(f"{url}?latency_ms={latency_ms}", speech[name], chunk_ms=40)
+        return await transcribe_ws(
+            f"{url}?latency_ms={latency_ms}", speech[name], chunk_ms=40, real_time=True
+        )
 
-    try:
-        turns = await asyncio.gather(*(run(*job) for job in jobs))
-    finally:
-        service.engine._on_step = previous
+    turns = await asyncio.gather(*(run(*job) for job in jobs))
     for (name, latency_ms, _), turn in zip(jobs, turns, strict=True):
         assert turn.final.text == offline_refs[name, latency_ms][1], (name, latency_ms)
-    assert max(s.batch_size for s in steps if s.latency_ms == 160) >= 2
+
+
+async def test_backlogged_sessions_catch_up_in_shared_multi_chunk_steps(
+    asr_server, offline_refs, speech
+):
+    """Sessions whose audio all waits (the engine held while it comes) run many chunks per step,
+    several sessions per step, and end in one step each: the text is still exactly the offline
+    one, which holds only if k chunks at once attend as they would one by one."""
+    service, url = asr_server
+    engine = service.engine
+    jobs = [("hello", 160), ("weather", 160), ("count", 160), ("fox", 80), ("lights", 560)]
+    steps: list[StepStats] = []
+    previous, original_round = engine._on_step, engine._round
+    engine._on_step = lambda s: (steps.append(s), previous(s))
+    hold = asyncio.Event()
+
+    async def held_round():
+        await hold.wait()
+        return await original_round()
+
+    engine._round = held_round
+    try:
+        runs = [
+            asyncio.create_task(transcribe_ws(f"{url}?latency_ms={ms}", speech[name]))
+            for name, ms in jobs
+        ]
+        async with asyncio.timeout(30):
+            while sum(t.finishing for t in engine._turns.values()) < len(jobs):
+                await asyncio.sleep(0.02)
+        hold.set()
+        turns = await asyncio.gather(*runs)
+    finally:
+        engine._on_step, engine._round = previous, original_round
+        hold.set()
+    for (name, latency_ms), turn in zip(jobs, turns, strict=True):
+        assert turn.final.text == offline_refs[name, latency_ms][1], (name, latency_ms)
+    shared = [s for s in steps if s.latency_ms == 160 and s.batch_size == 3]
+    assert any(s.chunks > 1 for s in shared), steps
+    assert any(s.chunks == 0 for s in shared), "the three 160 ms turns end in one shared step"
+    # Every turn ends in one final step: as many final steps as (mode) groups, no more.
+    assert sum(1 for s in steps if s.chunks == 0) == 3, steps
 
 
 async def test_turns_reset_cleanly_on_one_connection(asr_server, offline_refs, speech):
@@ -144,17 +180,17 @@ async def test_finalize_without_audio_gives_empty_text(asr_server):
 async def test_model_steps_run_off_the_event_loop(asr_server, speech):
     """A step runs on the engine's worker thread, so a slow step cannot stall the WebSockets."""
     service, url = asr_server
-    model = service.engine.model
+    encoder = service.engine.model.encoder
     threads = set()
-    original = model.conformer_stream_step
+    original = encoder.cache_aware_stream_step
 
     def spy(*args, **kwargs):
         threads.add(threading.current_thread())
         return original(*args, **kwargs)
 
-    model.conformer_stream_step = spy
+    encoder.cache_aware_stream_step = spy
     try:
         await transcribe_ws(url, speech["hello"])
     finally:
-        del model.conformer_stream_step
+        del encoder.cache_aware_stream_step
     assert threads and threading.main_thread() not in threads
