@@ -73,7 +73,7 @@ async def test_a_frame_looping_checkpoint_still_streams_and_equals_offline(
         for ms in (160, 560):
             mode = engine.modes[ms]
             tokens, steps = await stream_tokens(engine, mode, speech["count"])
-            assert steps >= 5
+            assert steps >= 2  # the decoder state carried from step to step
             assert tokens == offline(model, speech["count"], mode.att_context)[0]
             assert tokens
     finally:

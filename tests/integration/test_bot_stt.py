@@ -93,10 +93,13 @@ async def test_turn_ends_as_soon_as_the_final_text_is_in(asr_server, speech):
     )
     final = seen.first(TranscriptionFrame)
     assert final.finalized
-    # The turn's end (the stopped frame and the context for the LLM) follows the final text.
+    # The turn's end (the stopped frame and the context for the LLM) follows its start and the
+    # final text. (The audio is pushed faster than real time, so the ASR may finish before the
+    # VAD's start frame is through: the start and the final text come in either order.)
     turn_end = min(seen.index(UserStoppedSpeakingFrame), seen.index(LLMContextFrame))
-    order = [seen.index(UserStartedSpeakingFrame), seen.frames.index(final), turn_end]
-    assert order == sorted(order), [type(f).__name__ for f in seen.frames]
+    names = [type(f).__name__ for f in seen.frames]
+    assert seen.index(UserStartedSpeakingFrame) < turn_end, names
+    assert seen.frames.index(final) < turn_end, names
     assert seen.first(LLMContextFrame).context.get_messages()[-1]["content"] == final.text
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import threading
 
 import aiohttp
 import numpy as np
@@ -208,7 +209,7 @@ async def test_aiohttp_client_works_too(asr_server, offline_refs, speech):
     assert msg["text"] == offline_refs["weather", 160][1]
 
 
-async def test_metrics_report_sessions_steps_batches_and_rtf(asr_server, speech):
+async def test_metrics_report_sessions_steps_batches_rtf_lag_and_finalize(asr_server, speech):
     _, url = asr_server
     await transcribe_ws(url, speech["hello"])
     http = url.replace("ws://", "http://")
@@ -220,8 +221,15 @@ async def test_metrics_report_sessions_steps_batches_and_rtf(asr_server, speech)
         "asr_batch_size_count",
         "asr_step_seconds_count",
         "asr_real_time_factor",
+        "asr_step_chunks_count",
+        "asr_lag_seconds",
+        "asr_finalize_seconds_count",
     ]:
         assert name in text
+    finalized = next(
+        line for line in text.splitlines() if line.startswith("asr_finalize_seconds_count")
+    )
+    assert float(finalized.split()[-1]) >= 1
 
 
 class TestTranscriptionsEndpoint:
@@ -241,6 +249,23 @@ class TestTranscriptionsEndpoint:
         status, _, body = await self.post(url, wav_bytes(speech["count"]), model="whatever")
         assert status == 200
         assert json.loads(body) == {"text": offline_refs["count", 1120][1]}
+
+    async def test_uploads_are_decoded_off_the_event_loop(self, asr_server, speech, monkeypatch):
+        """Decoding and resampling a long file would stall every live session."""
+        from services.asr import server
+
+        threads = []
+        decode = server.decode_audio_file
+
+        def spy(*args):
+            threads.append(threading.current_thread())
+            return decode(*args)
+
+        monkeypatch.setattr(server, "decode_audio_file", spy)
+        _, url = asr_server
+        status, _, _ = await self.post(url, wav_bytes(speech["hello"]))
+        assert status == 200
+        assert threads and threading.main_thread() not in threads
 
     async def test_other_rates_and_stereo_are_converted(self, asr_server):
         _, url = asr_server
