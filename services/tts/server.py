@@ -87,6 +87,7 @@ class TtsService(ModelService[Settings, TtsMetrics]):
             self.health.failed(str(e))
             raise
         self.health.ready()
+        engine.on_down = self.health.degraded
         logger.info(
             f"TTS ready: {s.model}, {engine.sample_rate} Hz, voices {voices}, languages {languages}"
         )
