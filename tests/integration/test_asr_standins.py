@@ -55,8 +55,13 @@ async def test_full_size_standin_streams_what_it_transcribes_offline(
         check_layout(engine.model, layout)
         engine._on_step = lambda s: steps.append(s.seconds)
         url = f"{base.replace('http', 'ws')}/?latency_ms={latency_ms}"
+        # Paced like a microphone, so the turn runs chunk by chunk (sent at once, the engine
+        # would catch up in two steps).
         turn = await transcribe_ws(
-            f"{url}&language={language}" if language else url, speech["hello"]
+            f"{url}&language={language}" if language else url,
+            speech["hello"],
+            chunk_ms=40,
+            real_time=True,
         )
         tokens, text = offline(
             engine.model, speech["hello"], engine.modes[latency_ms].att_context, language
