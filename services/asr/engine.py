@@ -10,9 +10,10 @@ Scheduling, so that no turn falls behind for good:
   of two, so backlogged turns still batch together). That is exact: chunked_limited attention's
   left context is a multiple of every chunk size, so k chunks attend to what they would one by
   one.
-- Ending turns go first, all their remaining audio in one step. Then the group whose oldest
-  chunk has waited longest against its mode's chunk time; a turn that just ran counts as waiting
-  from then, so a client far ahead of real time shares the model fairly instead of holding it.
+- Ending turns go first, all their remaining audio in one step. Then the group with the earliest
+  deadline: when its oldest chunk was complete, plus its mode's chunk time. A turn that just ran
+  counts as waiting from then, so a client far ahead of real time shares the model fairly
+  instead of holding it.
 
 Each turn's encoder caches, pre-encode frames and decoder state live in one row of a
 `StatePool`; a step gathers and scatters rows by index, and only the new tokens reach the host.
@@ -241,8 +242,8 @@ class Engine(engine_loop.EngineLoop):
         return _Group(mode.latency_ms, turn.language, not turn.started, False, frames, chunks)
 
     def _urgency(self, group: _Group, turns: list[Turn]) -> tuple[bool, float]:
-        """Ending turns first, by when they ended; then by how many chunk times the group's
-        oldest chunk has waited."""
+        """Ending turns first, by when they ended; then the earliest deadline: when the group's
+        oldest chunk was complete, plus its mode's chunk time."""
         now = time.monotonic()
         if group.final:
             return False, min((t.finish_time or now) for t in turns)
