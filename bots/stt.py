@@ -100,9 +100,10 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         websocket = self._open_websocket()
         if not websocket:
             return
+        # Marked before sending: the final transcript can be back before `send` returns.
+        self.request_finalize()
         try:
             await websocket.send(proto.Reset(finalize=True).to_json())
-            self.request_finalize()
         except Exception as e:
             logger.debug(f"{self}: finalize not sent: {e}")
 

@@ -57,7 +57,9 @@ async def test_frame_order_through_a_whole_turn(asr_server, tts_server, vllm_ser
     pcm = np.concatenate([silence(0.3), speech["hello"], silence(1.5)])
     seen = FrameLog()
     await run_test(
-        pipeline, frames_to_send=[*audio_frames(pcm), SleepFrame(sleep=8.0)], observers=[seen]
+        pipeline,
+        frames_to_send=[*audio_frames(pcm, real_time=True), SleepFrame(sleep=8.0)],
+        observers=[seen],
     )
     order = [
         seen.index(TranscriptionFrame),

@@ -31,11 +31,18 @@ from services.asr.server import AsrService, Settings
 CHUNK = 320  # 20 ms at 16 kHz, as the transport delivers it
 
 
-def audio_frames(pcm: np.ndarray) -> list[InputAudioRawFrame]:
-    return [
-        InputAudioRawFrame(pcm[i : i + CHUNK].tobytes(), sample_rate=16000, num_channels=1)
-        for i in range(0, len(pcm), CHUNK)
-    ]
+def audio_frames(pcm: np.ndarray, real_time: bool = False) -> list:
+    """The transport's 20 ms input frames; `real_time` paces them as a microphone does. Pushed
+    at once, the VAD's start and stop frames and the ASR's answers race each other in ways a
+    live call never sees (a stop, a start and a stop within milliseconds)."""
+    frames = []
+    for i in range(0, len(pcm), CHUNK):
+        frames.append(
+            InputAudioRawFrame(pcm[i : i + CHUNK].tobytes(), sample_rate=16000, num_channels=1)
+        )
+        if real_time:
+            frames.append(SleepFrame(sleep=CHUNK / 16000))
+    return frames
 
 
 class FrameLog(BaseObserver):
