@@ -207,9 +207,9 @@ class Engine(engine_loop.EngineLoop):
     def _plan(self) -> dict[_Group, list[Turn]]:
         """Every turn that can run now, by the step it can share; ends turns with nothing left."""
         groups: dict[_Group, list[Turn]] = {}
-        lag = 0
+        lag = 0.0
         for turn in list(self._turns.values()):
-            lag = max(lag, turn.features.pending_samples)
+            lag = max(lag, self.backlog_seconds(turn))
             if turn.after is not None:
                 if not turn.after.closed:
                     continue
@@ -223,7 +223,7 @@ class Engine(engine_loop.EngineLoop):
             # Ending turns of any length share a step.
             key = dataclasses.replace(group, frames=0) if group.final else group
             groups.setdefault(key, []).append(turn)
-        self.lag_seconds = lag / self.sample_rate
+        self.lag_seconds = lag
         return groups
 
     def _next_step(self, turn: Turn) -> _Group | None:
@@ -329,6 +329,7 @@ class Engine(engine_loop.EngineLoop):
             self._staging.ints([len(item.samples) for item in items]),
             counts,
         )
+        slots = self._staging.ints([item.turn.slot for item in items])
         if group.first:
             state = None
             channel, cache_time, cache_len = self.model.encoder.get_initial_cache_state(
@@ -336,7 +337,6 @@ class Engine(engine_loop.EngineLoop):
             )
             signal, prefix = frames, 0
         else:
-            slots = self._staging.ints([item.turn.slot for item in items])
             state = self.pool.gather(slots)
             channel, cache_time, cache_len = state.cache_channel, state.cache_time, state.cache_len
             prefix = mode.pre_encode_cache
@@ -369,8 +369,6 @@ class Engine(engine_loop.EngineLoop):
         new_tokens = hyps.transcript[:batch, : int(new_counts.max())].cpu().tolist()
 
         if not group.final:
-            if group.first:
-                slots = self._staging.ints([item.turn.slot for item in items])
             self.pool.reserve(max(item.turn.slot for item in items) + 1)
             keep = self.pool.pre_encode_frames
             pre_encode = signal[:, :, -keep:]
@@ -382,10 +380,11 @@ class Engine(engine_loop.EngineLoop):
 
         for item, tokens, n in zip(items, new_tokens, new_counts.tolist(), strict=True):
             turn = item.turn
-            if n:
-                self._append(turn, tokens[:n])
-            if group.final:
+            if group.final:  # the final text: the whole turn decoded once, as offline
+                turn.tokens.extend(tokens[:n])
                 turn.text = self.model.tokenizer.ids_to_text(turn.tokens) if turn.tokens else ""
+            elif n:
+                self._append(turn, tokens[:n])
 
         if self._on_step:
             audio = sum(counts) * self.logmel.hop / self.sample_rate
