@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,3 +70,22 @@ async def transcribe_ws(
         await send_pcm(ws, pcm, chunk_ms, real_time)
         await ws.send(proto.Reset(finalize=True).to_json())
         return await read_until_final(ws, turn)
+
+
+@contextmanager
+def held(engine) -> Iterator[asyncio.Event]:
+    """Holds the engine's loop until the yielded event is set, so audio piles up meanwhile;
+    releases it and puts the engine back as it was on the way out."""
+    hold = asyncio.Event()
+    original = engine._round
+
+    async def round_when_released():
+        await hold.wait()
+        return await original()
+
+    engine._round = round_when_released
+    try:
+        yield hold
+    finally:
+        hold.set()
+        engine._round = original

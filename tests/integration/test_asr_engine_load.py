@@ -14,20 +14,7 @@ from protocol.health import DEGRADED, READY
 from services.asr.engine import Engine, StepStats
 from services.asr.server import AsrService, Settings
 from services.common import engine_loop
-from tests.asr_helpers import Turn, read_until_final, send_pcm, transcribe_ws
-
-
-def held(engine: Engine) -> asyncio.Event:
-    """Holds the engine's loop until the returned event is set, so audio piles up meanwhile."""
-    hold = asyncio.Event()
-    original = engine._round
-
-    async def round_when_released():
-        await hold.wait()
-        return await original()
-
-    engine._round = round_when_released
-    return hold
+from tests.asr_helpers import Turn, held, read_until_final, send_pcm, transcribe_ws
 
 
 def open_turn(engine: Engine, ms: int, pcm: np.ndarray) -> asyncio.Future:
@@ -60,10 +47,9 @@ async def test_forty_turns_share_steps_and_each_equals_offline(engine, offline_r
     """More turns than the state pool starts with: it grows, keeping every turn's state."""
     steps: list[StepStats] = []
     engine._on_step = steps.append
-    hold = held(engine)
     names = ["count", "weather", "hello", "fox"] * 10
-    turns = [open_turn(engine, 160, speech[name]) for name in names]
-    hold.set()
+    with held(engine):
+        turns = [open_turn(engine, 160, speech[name]) for name in names]
     results = await asyncio.gather(*turns)
     for name, (tokens, text) in zip(names, results, strict=True):
         assert (tokens, text) == offline_refs[name, 160]
@@ -84,11 +70,10 @@ async def test_a_failed_step_is_retried_turn_by_turn(engine, offline_refs, speec
         return original(items, group)
 
     engine._step = step
-    hold = held(engine)
-    good = open_turn(engine, 160, speech["weather"])
-    bad = open_turn(engine, 160, speech["fox"])
-    poisoned.add(next(t for t in engine._turns.values() if t.id == max(engine._turns)))
-    hold.set()
+    with held(engine):
+        good = open_turn(engine, 160, speech["weather"])
+        bad = open_turn(engine, 160, speech["fox"])
+        poisoned.add(next(t for t in engine._turns.values() if t.id == max(engine._turns)))
     assert await good == offline_refs["weather", 160]
     with pytest.raises(RuntimeError, match="simulated out of memory"):
         await bad
@@ -152,16 +137,15 @@ async def test_a_session_far_ahead_of_real_time_gets_one_backlog_error_and_goes_
     await service.load()
     server = TestServer(service.app(), host="127.0.0.1")
     await server.start_server()
-    hold = held(service.engine)
     try:
         async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
             await ws.recv()  # ready
-            pcm = np.tile(speech["count"], 3)  # far more than 1 s, while nothing is transcribed
-            for i in range(0, len(pcm), 320):
-                await ws.send(pcm[i : i + 320].astype("<i2").tobytes())
-            await ws.send(proto.Reset(finalize=True).to_json())
-            await asyncio.sleep(0.2)
-            hold.set()
+            with held(service.engine):
+                pcm = np.tile(speech["count"], 3)  # far over 1 s, while nothing is transcribed
+                for i in range(0, len(pcm), 320):
+                    await ws.send(pcm[i : i + 320].astype("<i2").tobytes())
+                await ws.send(proto.Reset(finalize=True).to_json())
+                await asyncio.sleep(0.2)
             first = await read_until_final(ws, Turn())
             errors = [m for m in first.others if isinstance(m, proto.Error)]
             assert [e.code for e in errors] == [proto.ErrorCode.BACKLOG], first.others
@@ -175,6 +159,5 @@ async def test_a_session_far_ahead_of_real_time_gets_one_backlog_error_and_goes_
         assert second.final.text == offline_refs["hello", 160][1]
         assert not any(isinstance(m, proto.Error) for m in second.others)
     finally:
-        hold.set()
         await server.close()
         await service.close()

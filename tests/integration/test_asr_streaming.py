@@ -9,7 +9,7 @@ import websockets
 
 from protocol import asr as proto
 from services.asr.engine import StepStats
-from tests.asr_helpers import Turn, read_until_final, send_pcm, transcribe_ws
+from tests.asr_helpers import Turn, held, read_until_final, send_pcm, transcribe_ws
 
 MODES = [80, 160, 560, 1120]
 
@@ -93,29 +93,22 @@ async def test_backlogged_sessions_catch_up_in_shared_multi_chunk_steps(
     engine = service.engine
     jobs = [("hello", 160), ("weather", 160), ("count", 160), ("fox", 80), ("lights", 560)]
     steps: list[StepStats] = []
-    previous, original_round = engine._on_step, engine._round
+    previous = engine._on_step
     engine._on_step = lambda s: (steps.append(s), previous(s))
-    hold = asyncio.Event()
-
-    async def held_round():
-        await hold.wait()
-        return await original_round()
-
-    engine._round = held_round
     try:
-        runs = [
-            asyncio.create_task(transcribe_ws(f"{url}?latency_ms={ms}", speech[name]))
-            for name, ms in jobs
-        ]
-        for _ in range(1500):  # until every session's audio and reset are in (30 s at most)
-            if sum(t.finishing for t in engine._turns.values()) == len(jobs):
-                break
-            await asyncio.sleep(0.02)
-        hold.set()
-        turns = await asyncio.gather(*runs)
+        with held(engine) as hold:
+            runs = [
+                asyncio.create_task(transcribe_ws(f"{url}?latency_ms={ms}", speech[name]))
+                for name, ms in jobs
+            ]
+            for _ in range(1500):  # until every session's audio and reset are in (30 s at most)
+                if sum(t.finishing for t in engine._turns.values()) == len(jobs):
+                    break
+                await asyncio.sleep(0.02)
+            hold.set()
+            turns = await asyncio.gather(*runs)
     finally:
-        engine._on_step, engine._round = previous, original_round
-        hold.set()
+        engine._on_step = previous
     for (name, latency_ms), turn in zip(jobs, turns, strict=True):
         assert turn.final.text == offline_refs[name, latency_ms][1], (name, latency_ms)
     shared = [s for s in steps if s.latency_ms == 160 and s.batch_size == 3]
