@@ -13,12 +13,8 @@ from typing import Any
 
 from loguru import logger
 
-RESTART_SECONDS = (
-    0.5,
-    1.0,
-    2.0,
-    5.0,
-)  # pauses before restarting after 1, 2, 3, more failures in a row
+# Pauses before restarting after 1, 2, 3, more failures in a row.
+RESTART_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
 class EngineLoop:
