@@ -1,18 +1,19 @@
-"""The synthesis engine: one loop per model, one decoder step per active utterance in turn.
+"""The synthesis engine: continuous batching of every active utterance, for the listener.
 
-Every utterance (a `text` segment, or a `/v1/audio/speech` request) is a Job with its own
-Decoder (KV caches, sampling state) and AudioChunker. The loop, on the event loop, runs one step
-of each job in turn on a single worker thread, delivers the audio chunks that step finished,
-and starts over; jobs join and leave between steps.
+Every utterance (a `text` segment, or a `/v1/audio/speech` request) is a Job: its text, split into
+single-chunk pieces (services/tts/decoder.py), its random stream, and an AudioChunker. Each round
+the loop picks a batch, runs one batched decoder step of it on the worker thread
+(`BatchDecoder.step`: new utterances prefill, the others advance one frame each), decodes every
+chunk that step made due in one codec call, and delivers them. Jobs join and leave between rounds.
 
-Steps are serialised, not batched across sessions. NeMo's Magpie decoding appends one frame to
-every batch item at a shared position, with learned absolute positions and a KV cache of one
-length for the whole batch, so utterances that started at different times cannot share a
-forward pass; and its samplers draw from the global RNG for the whole batch, so a batched
-session could not get the audio it gets alone for its seed. Round-robin keeps sessions fair:
-N active utterances each advance one frame per N steps.
+Who runs in a round, for the listener:
+- a job that has not yet delivered audio (a new utterance; batch mode until its end) always;
+- otherwise, by playback deadline: audio delivered minus playback time since its first audio. A
+  job with less than LEAD_SECONDS of audio ahead of its listener runs; one further ahead sits out
+  while any job runs, so new and nearly dry utterances get smaller, faster steps;
+- when every job is far ahead, all run.
 
-`cancel` drops a job between steps: it waits for that job's step if one is running, so once it
+`cancel` drops a job between rounds: it waits for the round if the job is in it, so once it
 returns no step of the job runs again and none of its audio is delivered.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,12 +31,28 @@ import torch
 from loguru import logger
 
 from services.common.engine_loop import EngineLoop, StepStats
-from services.tts.decoder import Decoder, Request, TextTooLong
-from services.tts.streaming import AudioChunker, CodecContext, Preset, codec_decoder
+from services.tts.decoder import (
+    BatchDecoder,
+    Request,
+    TextTooLong,
+    Utterance,
+    generator_for,
+    split_text,
+)
+from services.tts.streaming import (
+    AudioChunker,
+    CodecContext,
+    Preset,
+    codec_decoder,
+    decode_segments,
+)
 
 AudioCallback = Callable[["Job", np.ndarray], None]
 DoneCallback = Callable[["Job"], None]
 ErrorCallback = Callable[["Job", Exception], None]
+
+# Audio ahead of its listener beyond which a job yields its place in a round.
+LEAD_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -48,13 +66,28 @@ class Job:
     on_error: ErrorCallback
     id: int = field(default_factory=itertools.count(1).__next__)
     closed: bool = False
-    # Touched only by the worker thread while a step runs.
-    decoder: Decoder | None = None
+    # The event loop's: audio delivered, and when the first of it was.
+    delivered_seconds: float = 0.0
+    first_audio_at: float | None = None
+    # The worker thread's.
+    pieces: deque | None = None  # token sequences not yet started
+    utterance: Utterance | None = None
+    generator: torch.Generator | None = None
     audio: AudioChunker | None = None
+    steps: int = 0
 
-    @property
-    def steps(self) -> int:
-        return self.decoder.steps if self.decoder else 0
+    def slack(self, now: float) -> float:
+        """Seconds of audio the listener has left to hear; -inf before the first audio."""
+        if self.first_audio_at is None:
+            return float("-inf")
+        return self.delivered_seconds - (now - self.first_audio_at)
+
+
+@dataclass
+class _Outcome:
+    chunk: np.ndarray | None = None
+    finished: bool = False
+    error: Exception | None = None
 
 
 class Engine(EngineLoop):
@@ -64,17 +97,23 @@ class Engine(EngineLoop):
         device: str,
         context: CodecContext,
         on_step: Callable[[StepStats], None] | None = None,
+        sampler: str = "topk",
     ):
         super().__init__("tts")
         self.model = model
         self.device = torch.device(device)
+        if self.device.type == "cuda":  # the tests' tolerance holds with TF32 matmuls
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.context = context
         self.sample_rate = int(model.output_sample_rate)
         self._seconds_per_frame = model.codec_model_samples_per_frame / model.sample_rate
+        self.decoder = BatchDecoder(model, self.device, sampler)
         self._decode = codec_decoder(model)
         self._on_step = on_step
         self._jobs: dict[int, Job] = {}
-        self._running: tuple[Job, asyncio.Future] | None = None
+        self._running: tuple[list[Job], asyncio.Future] | None = None
+        self._released: list[Utterance] = []  # of cancelled jobs, freed by the worker
 
     # --- the event-loop side -------------------------------------------------------------------
 
@@ -95,60 +134,120 @@ class Engine(EngineLoop):
         """Drops `job`; when this returns, no step of it runs and none of its audio is delivered."""
         job.closed = True
         self._jobs.pop(job.id, None)
-        if self._running and self._running[0] is job:
+        if self._running and job in self._running[0]:
             await asyncio.gather(asyncio.shield(self._running[1]), return_exceptions=True)
+        if job.utterance is not None:
+            self._released.append(job.utterance)
+            job.utterance = None
 
     @property
     def active(self) -> int:
         return len(self._jobs)
 
-    async def _round(self) -> bool:
-        """One step of each job in turn."""
-        jobs = list(self._jobs.values())
-        for job in jobs:
-            if job.closed:
-                continue
-            future = self._in_worker(self._step, job)
-            self._running = (job, future)
-            try:
-                chunk, finished = await future
-            except Exception as e:  # a failed step ends its utterance, never the others
-                if isinstance(e, TextTooLong):
-                    logger.warning(f"utterance {job.id} refused: {e}")
-                else:
-                    logger.opt(exception=e).error(f"TTS step failed for utterance {job.id}")
-                if not job.closed:
-                    self._jobs.pop(job.id, None)
-                    job.closed = True
-                    job.on_error(job, e)
-                continue
-            finally:
-                self._running = None
-            self._deliver(job, chunk, finished)
-        return bool(jobs)
+    def choose(self, jobs: list[Job], now: float) -> list[Job]:
+        """The round's batch (see the module's doc)."""
+        batch = [job for job in jobs if job.slack(now) < LEAD_SECONDS]
+        return batch or jobs
 
-    def _deliver(self, job: Job, chunk: np.ndarray | None, finished: bool) -> None:
+    async def _round(self) -> bool:
+        jobs = [job for job in self._jobs.values() if not job.closed]
+        if not jobs:
+            return False
+        batch = self.choose(jobs, time.monotonic())
+        future = self._in_worker(self._step, batch)
+        self._running = (batch, future)
+        try:
+            outcomes = await future
+        finally:
+            self._running = None
+        now = time.monotonic()
+        for job, outcome in zip(batch, outcomes, strict=True):
+            self._deliver(job, outcome, now)
+        return True
+
+    def _recover(self, error: Exception) -> None:
+        for job in list(self._jobs.values()):
+            self._fail(job, error)
+
+    def _deliver(self, job: Job, outcome: _Outcome, now: float) -> None:
         if job.closed:
             return
+        if outcome.error is not None:
+            self._fail(job, outcome.error)
+            return
+        chunk = outcome.chunk
         if chunk is not None and len(chunk):
+            if job.first_audio_at is None:
+                job.first_audio_at = now
+            job.delivered_seconds += len(chunk) / self.sample_rate
             job.on_audio(job, chunk)
-        if finished:
+        if outcome.finished:
             self._jobs.pop(job.id, None)
             job.closed = True
             job.on_done(job)
 
+    def _fail(self, job: Job, error: Exception) -> None:
+        if isinstance(error, TextTooLong):
+            logger.warning(f"utterance {job.id} refused: {error}")
+        else:
+            logger.opt(exception=error).error(f"TTS step failed for utterance {job.id}")
+        self._jobs.pop(job.id, None)
+        if job.utterance is not None:
+            self._released.append(job.utterance)
+            job.utterance = None
+        if not job.closed:
+            job.closed = True
+            job.on_error(job, error)
+
     # --- the worker-thread side ----------------------------------------------------------------
 
     @torch.inference_mode()
-    def _step(self, job: Job) -> tuple[np.ndarray | None, bool]:
+    def _step(self, batch: list[Job]) -> list[_Outcome]:
         started = time.perf_counter()
-        if job.decoder is None:
-            job.decoder = Decoder(self.model, job.request, self.device)
-            job.audio = AudioChunker(self._decode, self.context, job.preset)
-        frames = job.decoder.step()
-        job.audio.push(frames)
-        chunk = job.audio.pop(final=job.decoder.finished)
+        released, self._released = self._released, []
+        for utterance in released:
+            self.decoder.close(utterance)
+        outcomes = {job: _Outcome() for job in batch}
+        stepping = []
+        for job in batch:
+            try:
+                self._next_piece(job)
+            except Exception as e:  # its text: refused, or the tokenizer failed
+                outcomes[job].error = e
+                continue
+            stepping.append(job)
+        try:
+            results = self.decoder.step([job.utterance for job in stepping])
+        except Exception as e:  # a failed step ends the utterances in it, never the engine
+            for job in stepping:
+                outcomes[job].error = e
+            return [outcomes[job] for job in batch]
+        frames = 0
+        for job, result in zip(stepping, results, strict=True):
+            job.steps += 1
+            frames += result.frames.shape[-1]
+            job.audio.push(result.frames)
+            if result.finished:
+                self.decoder.close(job.utterance)
+                job.utterance = None
+                outcomes[job].finished = not job.pieces
+        due = [(job, job.audio.due(final=outcomes[job].finished)) for job in stepping]
+        due = [(job, segment) for job, segment in due if segment is not None]
+        audio = decode_segments(self._decode, [segment for _, segment in due])
+        for (job, _), chunk in zip(due, audio, strict=True):
+            outcomes[job].chunk = chunk
         if self._on_step:
-            audio_seconds = frames.shape[-1] * self._seconds_per_frame
-            self._on_step(StepStats(time.perf_counter() - started, audio_seconds))
-        return chunk, job.decoder.finished
+            seconds = time.perf_counter() - started
+            self._on_step(StepStats(seconds, frames * self._seconds_per_frame))
+        return [outcomes[job] for job in batch]
+
+    def _next_piece(self, job: Job) -> None:
+        """Starts the job's next piece of text when it has none running."""
+        if job.pieces is None:
+            request = job.request
+            job.pieces = deque(split_text(self.model, request.text, request.language))
+            job.generator = generator_for(request.seed, self.device)
+            job.audio = AudioChunker(self.context, job.preset)
+        if job.utterance is None:
+            tokens = job.pieces.popleft()
+            job.utterance = self.decoder.open(tokens, job.request.speaker, job.generator)

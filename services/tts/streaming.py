@@ -48,30 +48,43 @@ class CodecContext:
     right: int  # future frames it needs (0 for a causal decoder)
 
 
-Decode = Callable[[torch.Tensor], np.ndarray]  # codes (num_codebooks, n) -> float32 samples
+Decode = Callable[[list[torch.Tensor]], list[np.ndarray]]  # codes (num_codebooks, n) each
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Frames to decode for one chunk: its own `frames`, after `skip` frames of left context and
+    followed by any right context."""
+
+    codes: torch.Tensor
+    skip: int
+    frames: int
+
+    def cut(self, audio: np.ndarray) -> np.ndarray:
+        per_frame = len(audio) // self.codes.shape[-1]
+        return audio[self.skip * per_frame : (self.skip + self.frames) * per_frame]
 
 
 class AudioChunker:
-    """Collects one utterance's frames; `pop` returns the next chunk of audio once it is due.
+    """Collects one utterance's frames; `due` gives the next chunk's frames once it is due.
 
-    With `preset=None` (batch mode) the whole utterance is decoded at once when it ends.
+    With `preset=None` (batch mode) the whole utterance is one chunk, due when it ends.
     """
 
-    def __init__(self, decode: Decode, context: CodecContext, preset: Preset | None):
-        self._decode = decode
+    def __init__(self, context: CodecContext, preset: Preset | None):
         self._context = context
         self._preset = preset
         self._frames: list[torch.Tensor] = []
         self._total = 0
-        self._emitted = 0  # frames whose audio has been returned
+        self._emitted = 0  # frames whose audio has been given out
 
     def push(self, frames: torch.Tensor) -> None:
         if frames.shape[-1]:
             self._frames.append(frames)
             self._total += frames.shape[-1]
 
-    def pop(self, final: bool) -> np.ndarray | None:
-        """The audio of the frames that are due: a full chunk, or everything when `final`."""
+    def due(self, final: bool) -> Segment | None:
+        """The frames of the chunk that is due now: a full chunk, or everything when `final`."""
         end = self._total if final else self._total - self._context.right
         if not final:
             if self._preset is None:
@@ -84,20 +97,33 @@ class AudioChunker:
         codes = torch.cat(self._frames, dim=-1)
         self._frames = [codes]
         start = max(0, self._emitted - self._context.left)
-        audio = self._decode(codes[:, start:])
-        per_frame = len(audio) // (self._total - start)
-        chunk = audio[(self._emitted - start) * per_frame : (end - start) * per_frame]
+        segment = Segment(codes[:, start:], self._emitted - start, end - self._emitted)
         self._emitted = end
-        return chunk
+        return segment
+
+
+def decode_segments(decode: Decode, segments: list[Segment]) -> list[np.ndarray]:
+    """The audio of several chunks (of any utterances), decoded in one codec call."""
+    if not segments:
+        return []
+    audio = decode([s.codes for s in segments])
+    return [s.cut(a) for s, a in zip(segments, audio, strict=True)]
 
 
 def codec_decoder(model) -> Decode:
-    """The model's codec decode (NeMo's CodecHelper) for one utterance's codes."""
+    """The model's codec decode (NeMo's CodecHelper) over a batch of code sequences, right-padded
+    to one length: padding reaches at most `CodecContext.right` frames back (none for a causal
+    codec), and a chunk never takes those frames' audio before the utterance's end."""
 
-    def decode(codes: torch.Tensor) -> np.ndarray:
-        lengths = torch.tensor([codes.shape[-1]], device=codes.device)
-        audio, audio_len, _ = model._codec_helper.codes_to_audio(codes.unsqueeze(0), lengths)
-        return audio[0, : int(audio_len[0])].float().cpu().numpy()
+    def decode(codes: list[torch.Tensor]) -> list[np.ndarray]:
+        lengths = torch.tensor([c.shape[-1] for c in codes], device=codes[0].device)
+        shape = (len(codes), codes[0].shape[0], int(lengths.max()))
+        batch = torch.zeros(shape, dtype=torch.long, device=lengths.device)
+        for i, c in enumerate(codes):
+            batch[i, :, : c.shape[-1]] = c
+        audio, audio_len, _ = model._codec_helper.codes_to_audio(batch, lengths)
+        audio = audio.float().cpu().numpy()
+        return [audio[i, :n] for i, n in enumerate(audio_len.tolist())]
 
     return decode
 
@@ -106,7 +132,11 @@ def measure_context(model, device: str | torch.device, trials: int = 2) -> Codec
     """The overlap chunks need on this codec: the smallest `left` (and `right`) for which decoding
     part of random codes gives the samples of a decode that has all the context, within
     JOIN_TOLERANCE. Each comparison shares the other boundary, so it sees one truncation only."""
-    decode = codec_decoder(model)
+    batch = codec_decoder(model)
+
+    def decode(codes: torch.Tensor) -> np.ndarray:
+        return batch([codes])[0]
+
     generator = torch.Generator().manual_seed(0)
     shape = (model.num_audio_codebooks, 2 * MAX_CONTEXT_FRAMES)
     left = right = 0
@@ -119,7 +149,9 @@ def measure_context(model, device: str | torch.device, trials: int = 2) -> Codec
     return CodecContext(left=left, right=right)
 
 
-def _measure_once(decode: Decode, codes: torch.Tensor, cut: int, tail: int = 8) -> CodecContext:
+def _measure_once(
+    decode: Callable[[torch.Tensor], np.ndarray], codes: torch.Tensor, cut: int, tail: int = 8
+) -> CodecContext:
     # left: decoding from `cut - k` against decoding from 0, both up to `cut + tail`
     full = decode(codes[:, : cut + tail])
     spf = len(full) // (cut + tail)
