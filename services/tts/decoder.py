@@ -148,6 +148,10 @@ class BatchDecoder:
 
     # --- slots -----------------------------------------------------------------------------------
 
+    @property
+    def slots_in_use(self) -> int:
+        return sum(self._slots)
+
     def open(self, tokens: torch.Tensor, speaker: int, generator: torch.Generator) -> Utterance:
         return Utterance(tokens.to(self.device), speaker, generator)
 

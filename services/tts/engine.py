@@ -97,7 +97,6 @@ class Engine(EngineLoop):
         device: str,
         context: CodecContext,
         on_step: Callable[[StepStats], None] | None = None,
-        sampler: str = "topk",
     ):
         super().__init__("tts")
         self.model = model
@@ -108,7 +107,7 @@ class Engine(EngineLoop):
         self.context = context
         self.sample_rate = int(model.output_sample_rate)
         self._seconds_per_frame = model.codec_model_samples_per_frame / model.sample_rate
-        self.decoder = BatchDecoder(model, self.device, sampler)
+        self.decoder = BatchDecoder(model, self.device)
         self._decode = codec_decoder(model)
         self._on_step = on_step
         self._jobs: dict[int, Job] = {}

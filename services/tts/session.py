@@ -34,9 +34,11 @@ class Stream:
     voice: Voice
     language: str
     default_mode: str
-    pending: deque = field(default_factory=deque)  # (proto.Text, arrival time)
+    # (proto.Text, arrival time, its normalisation): a segment's text is normalised as soon as
+    # it arrives, while the segments before it speak
+    pending: deque = field(default_factory=deque)
     job: Job | None = None
-    starting: bool = False  # a segment is being normalised before it enters the engine
+    starting: bool = False  # a segment waits for its normalised text to enter the engine
     closing: bool = False
     dropped: bool = False
     segments: int = 0
@@ -126,7 +128,10 @@ class WebSocketSession:
                 proto.ErrorCode.BAD_MESSAGE,
                 "this stream is closing; send more text after its done",
             )
-        stream.pending.append((message, time.monotonic()))
+        normalized = asyncio.ensure_future(
+            self.speech.normalizer.normalize(message.text, stream.language)
+        )
+        stream.pending.append((message, time.monotonic(), normalized))
         self._next_segment(stream)
 
     def _close(self) -> None:
@@ -166,6 +171,8 @@ class WebSocketSession:
     async def _drop(self, stream: Stream) -> None:
         """Stops a stream now: no step of it runs and none of its audio is sent after this."""
         stream.dropped = True
+        for _, _, normalized in stream.pending:
+            normalized.cancel()
         stream.pending.clear()
         if self.stream is stream:
             self.stream = None
@@ -192,9 +199,11 @@ class WebSocketSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _start_segment(self, stream: Stream, message: proto.Text, arrived: float) -> None:
+    async def _start_segment(
+        self, stream: Stream, message: proto.Text, arrived: float, normalized: asyncio.Future
+    ) -> None:
         try:
-            text = await self.speech.normalizer.normalize(message.text, stream.language)
+            text = await normalized
         finally:
             stream.starting = False
         if stream.dropped:
