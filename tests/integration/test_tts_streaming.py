@@ -280,3 +280,29 @@ async def test_segments_are_spoken_in_order_and_counted(tts_server):
     # The same seed is used for every segment that names it, so each equals it alone.
     alone = await speak(url, texts[1], seed=4)
     assert bytes(spoken.segments[1]) == bytes(alone.segments[0])
+
+
+async def test_the_next_segment_is_normalised_while_the_current_one_speaks(tts_server, monkeypatch):
+    """A segment's text is normalised when it arrives (here before the first segment has any
+    audio), not when the segment before it ends, so the next segment enters the engine at once."""
+    service, url, _ = tts_server
+    normalizer = service.speech.normalizer
+    normalize, calls = normalizer.normalize, {}
+
+    async def recorded(text, language):
+        calls[text] = time.monotonic()
+        return await normalize(text, language)
+
+    monkeypatch.setattr(normalizer, "normalize", recorded)
+    texts = ["The first segment is spoken now.", "The second one waits its turn."]
+    async with websockets.connect(url) as ws:
+        await ws.send(proto.Init().to_json())
+        for text in texts:
+            await ws.send(text_message(text, seed=1))
+        await ws.send(proto.Close().to_json())
+        while not isinstance(await ws.recv(), bytes):
+            pass
+        first_audio = time.monotonic()
+        spoken = await read_stream(ws)
+    assert spoken.end.segments_generated == 2
+    assert calls[texts[1]] < first_audio
