@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from loguru import logger
 
-from services.common.engine_loop import EngineLoop, StepStats
+from services.common import engine_loop
+from services.common.engine_loop import EngineLoop
 from services.tts.decoder import (
     BatchDecoder,
     Request,
@@ -81,6 +82,17 @@ class Job:
         if self.first_audio_at is None:
             return float("-inf")
         return self.delivered_seconds - (now - self.first_audio_at)
+
+
+def choose_batch(jobs: list[Job], now: float) -> list[Job]:
+    """The round's batch (see the module's doc)."""
+    batch = [job for job in jobs if job.slack(now) < LEAD_SECONDS]
+    return batch or jobs
+
+
+@dataclass(frozen=True)
+class StepStats(engine_loop.StepStats):
+    batch_size: int  # utterances in the round's decoder step
 
 
 @dataclass
@@ -143,16 +155,11 @@ class Engine(EngineLoop):
     def active(self) -> int:
         return len(self._jobs)
 
-    def choose(self, jobs: list[Job], now: float) -> list[Job]:
-        """The round's batch (see the module's doc)."""
-        batch = [job for job in jobs if job.slack(now) < LEAD_SECONDS]
-        return batch or jobs
-
     async def _round(self) -> bool:
         jobs = [job for job in self._jobs.values() if not job.closed]
         if not jobs:
             return False
-        batch = self.choose(jobs, time.monotonic())
+        batch = choose_batch(jobs, time.monotonic())
         future = self._in_worker(self._step, batch)
         self._running = (batch, future)
         try:
@@ -237,7 +244,8 @@ class Engine(EngineLoop):
             outcomes[job].chunk = chunk
         if self._on_step:
             seconds = time.perf_counter() - started
-            self._on_step(StepStats(seconds, frames * self._seconds_per_frame))
+            audio_seconds = frames * self._seconds_per_frame
+            self._on_step(StepStats(seconds, audio_seconds, len(stepping)))
         return [outcomes[job] for job in batch]
 
     def _next_piece(self, job: Job) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.common.engine_loop import StepStats
 from services.common.metrics import ModelMetrics
-from services.tts.engine import Engine
+from services.tts.engine import Engine, StepStats
 
 STEP_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 SESSIONS = "Open WebSocket sessions and speech requests"
-STEP = "decoder step, audio decode included"
+STEP = "round: one batched decoder step and the codec decode of the chunks it made due"
 
 
 class TtsMetrics(ModelMetrics):
@@ -20,6 +19,12 @@ class TtsMetrics(ModelMetrics):
             "tts_active_utterances", "Utterances being synthesised", registry=self.registry
         )
         self.steps = Counter("tts_decoder_steps", "Decoder steps run", registry=self.registry)
+        self.batch_size = Histogram(
+            "tts_batch_size",
+            "Utterances per decoder step",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
         self.first_audio_seconds = Histogram(
             "tts_time_to_first_audio_seconds",
             "From a segment's arrival to its first audio, by mode",
@@ -39,3 +44,4 @@ class TtsMetrics(ModelMetrics):
     def on_step(self, stats: StepStats) -> None:
         super().on_step(stats)
         self.steps.inc()
+        self.batch_size.observe(stats.batch_size)

@@ -349,6 +349,7 @@ async def test_metrics_report_sessions_steps_first_audio_and_rtf(tts_server):
         "tts_audio_seconds_total",
         "tts_real_time_factor",
         "tts_cancelled_utterances_total",
+        "tts_batch_size_count",
     ]:
         assert name in text
 
