@@ -124,7 +124,9 @@ class Engine(EngineLoop):
         self._on_step = on_step
         self._jobs: dict[int, Job] = {}
         self._running: tuple[list[Job], asyncio.Future] | None = None
-        self._released: list[Utterance] = []  # of cancelled jobs, freed by the worker
+        # Utterances of dropped jobs, freed by the worker between steps (a deque: the event loop
+        # appends while a step may run).
+        self._released: deque[Utterance] = deque()
 
     # --- the event-loop side -------------------------------------------------------------------
 
@@ -210,9 +212,8 @@ class Engine(EngineLoop):
     @torch.inference_mode()
     def _step(self, batch: list[Job]) -> list[_Outcome]:
         started = time.perf_counter()
-        released, self._released = self._released, []
-        for utterance in released:
-            self.decoder.close(utterance)
+        while self._released:
+            self.decoder.close(self._released.popleft())
         outcomes = {job: _Outcome() for job in batch}
         stepping = []
         for job in batch:
