@@ -226,7 +226,7 @@ class BatchDecoder:
         cond = torch.cat([h[: len(h) // 2] for h in hidden])
         uncond = torch.cat([h[len(h) // 2 :] for h in hidden])
         slots = torch.tensor([u.slot for u in order], device=self.device)
-        if self.params.apply_attention_prior:
+        if self.params.apply_attention_prior and self.align_layers:
             width = max(s.shape[1] for s in scores)
             scores = torch.cat([F.pad(s, (0, width - s.shape[1])) for s in scores])
             self._align(slots, scores)
@@ -324,6 +324,7 @@ class BatchDecoder:
         keys = (positions[None, :] <= positions[:, None])[None] & query_valid[:, None, :]
         if m.decoder.position_embeddings is not None:
             x = x + m.decoder.position_embeddings(positions)[None]
+        alignment = []
         for i, layer in enumerate(self.layers):
             h = layer.norm_self(x)
             q, k, v = self._qkv(layer, h)
@@ -339,7 +340,7 @@ class BatchDecoder:
             x, probs = self._cross(layer, x, xk, xv, xmask[:, None, :], None)
             if i in self.align_layers:
                 last = probs[torch.arange(2 * b), :, length - 1]  # (2B, heads, text)
-                self._collect(i, last[:b], first=i == self.align_layers[0])
+                alignment.append(last[:b].mean(dim=1))
             normed = layer.norm_pos_ff(x)
             if self.ffn_history:
                 x = x + layer.pos_ff(normed, query_valid.to(normed.dtype))
@@ -350,7 +351,7 @@ class BatchDecoder:
                 pools[f"ffn{i}"][rows] = history
         x = m.decoder.norm_out(x)
         out = x[torch.arange(2 * b), length - 1]
-        return out, self._alignment()
+        return out, _mean_alignment(alignment)
 
     def _advance(self, batch: list[Utterance]) -> tuple[torch.Tensor, torch.Tensor]:
         """The newest frame of each utterance through the decoder, at its own position."""
@@ -374,6 +375,7 @@ class BatchDecoder:
             eps = self.params.attention_prior_epsilon
             twins = torch.full((b, text), eps, device=self.device, dtype=x.dtype)
             prior = torch.cat([pools["prior"][slots, :text], twins])
+        alignment = []
         for i, layer in enumerate(self.layers):
             h = layer.norm_self(x)
             q, k, v = self._qkv(layer, h)
@@ -386,7 +388,7 @@ class BatchDecoder:
             layer_prior = prior if i in self.prior_layers else None
             x, probs = self._cross(layer, x, xk, xv, xmask, layer_prior)
             if i in self.align_layers:
-                self._collect(i, probs[:b, :, -1], first=i == self.align_layers[0])
+                alignment.append(probs[:b, :, -1].mean(dim=1))
             normed = layer.norm_pos_ff(x)
             if self.ffn_history:
                 window = torch.cat([pools[f"ffn{i}"][rows], normed], dim=1)
@@ -396,7 +398,7 @@ class BatchDecoder:
             else:
                 x = x + self._ffn(layer, normed)
         x = m.decoder.norm_out(x)
-        return x[:, 0], self._alignment()
+        return x[:, 0], _mean_alignment(alignment)
 
     @staticmethod
     def _qkv(layer, h: torch.Tensor):
@@ -419,18 +421,6 @@ class BatchDecoder:
         q = xattn.q_net(layer.norm_xattn_query(x)).reshape(n, t, self.xheads, self.xhead_dim)
         y, probs = _attend(q, xk, xv, mask, xattn.scale, prior, with_probs=True)
         return x + xattn.o_net(y), probs
-
-    def _collect(self, layer: int, probs: torch.Tensor, first: bool) -> None:
-        """NeMo's alignment scores: the mean over heads of each alignment layer's last-position
-        cross-attention, then the mean over those layers."""
-        if first:
-            self._align_parts = []
-        self._align_parts.append(probs.mean(dim=1))
-
-    def _alignment(self) -> torch.Tensor | None:
-        if not self.align_layers:
-            return None
-        return torch.stack(self._align_parts, dim=1).mean(dim=1)
 
     # --- NeMo's attention prior, as tensor operations ------------------------------------------
 
@@ -573,6 +563,12 @@ class BatchDecoder:
             per_frame = eos[:, 0]
         index = torch.arange(self.fsf, device=self.device).expand_as(per_frame)
         return torch.where(per_frame, index, self.fsf).min(dim=1).values
+
+
+def _mean_alignment(per_layer: list[torch.Tensor]) -> torch.Tensor | None:
+    """NeMo's alignment scores: per layer the mean over heads of the last position's
+    cross-attention, then the mean over the alignment layers."""
+    return torch.stack(per_layer, dim=1).mean(dim=1) if per_layer else None
 
 
 def _attend(q, k, v, mask, scale, prior=None, with_probs=False):
