@@ -139,6 +139,9 @@ class BatchDecoder:
             for i in range(len(self.layers))
             if i in model.transcript_decoder_layers and (align is None or i in align)
         ]
+        lengths = model.baked_context_embedding_len
+        if model.has_baked_context_embedding and not bool((lengths == lengths.max()).all()):
+            raise ValueError("every baked speaker must have the same context length")
         self.bos = torch.full(
             (1, self.codebooks, self.fsf), model.audio_bos_id, dtype=torch.long, device=device
         )
@@ -270,24 +273,20 @@ class BatchDecoder:
         """Speaker context + BOS through the decoder for new utterances: fills their caches;
         returns the last position's output (2B, D) and text alignment scores (B, T_text)."""
         m = self.model
-        contexts = []
-        for utterance in batch:
-            length = torch.tensor([len(utterance.tokens)], device=self.device)
-            ctx = m.prepare_context_tensors(
-                {
-                    "text": utterance.tokens[None],
-                    "text_lens": length,
-                    "speaker_indices": utterance.speaker,
-                }
-            )
-            contexts.append(ctx)
+        text_lens = [len(u.tokens) for u in batch]
+        text = torch.zeros(len(batch), max(text_lens), dtype=torch.long, device=self.device)
+        for i, utterance in enumerate(batch):
+            text[i, : text_lens[i]] = utterance.tokens
+        ctx = m.prepare_context_tensors(
+            {
+                "text": text,
+                "text_lens": torch.tensor(text_lens, device=self.device),
+                "speaker_indices": torch.tensor([u.speaker for u in batch], device=self.device),
+            }
+        )
         bos, _ = m.embed_audio_tokens(self.bos, torch.full((1,), self.fsf, device=self.device))
-        inputs, conds, text_lens = [], [], []
-        for ctx in contexts:
-            context = ctx.additional_decoder_input[0]
-            inputs.append(torch.cat([context, bos[0]]))
-            conds.append(ctx.cond[0])
-            text_lens.append(int(ctx.text_lens[0]))
+        inputs = [torch.cat([context, bos[0]]) for context in ctx.additional_decoder_input]
+        conds = [cond[:n] for cond, n in zip(ctx.cond, text_lens, strict=True)]
         lengths = [len(x) for x in inputs]
         b, span, text = len(batch), max(lengths), max(text_lens)
         for utterance, length in zip(batch, lengths, strict=True):
