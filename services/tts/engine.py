@@ -2,9 +2,11 @@
 
 Every utterance (a `text` segment, or a `/v1/audio/speech` request) is a Job: its text, split into
 single-chunk pieces (services/tts/decoder.py), its random stream, and an AudioChunker. Each round
-the loop picks a batch, runs one batched decoder step of it on the worker thread
-(`BatchDecoder.step`: new utterances prefill, the others advance one frame each), decodes every
-chunk that step made due in one codec call, and delivers them. Jobs join and leave between rounds.
+the loop picks a batch and runs one batched decoder step of it on the model thread
+(`BatchDecoder.step`: new utterances prefill, the others advance one frame each). The chunks that
+step made due, of all its utterances, go to the codec thread as one codec call, and are delivered
+when it returns, round after round in order; meanwhile the next decoder step runs (at most
+CODEC_QUEUE rounds wait for the codec). Jobs join and leave between rounds.
 
 Who runs in a round, for the listener:
 - a job that has not yet delivered audio (a new utterance; batch mode until its end) always;
@@ -24,6 +26,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +47,7 @@ from services.tts.streaming import (
     AudioChunker,
     CodecContext,
     Preset,
+    Segment,
     codec_decoder,
     decode_segments,
 )
@@ -54,6 +58,8 @@ ErrorCallback = Callable[["Job", Exception], None]
 
 # Audio ahead of its listener beyond which a job yields its place in a round.
 LEAD_SECONDS = 1.0
+# Rounds whose audio may wait for the codec before the next decoder step waits too.
+CODEC_QUEUE = 2
 
 
 @dataclass(eq=False)
@@ -76,6 +82,7 @@ class Job:
     generator: torch.Generator | None = None
     audio: AudioChunker | None = None
     steps: int = 0
+    decoded: bool = False  # its last frame or its error is out; its audio may still be in flight
 
     def slack(self, now: float) -> float:
         """Seconds of audio the listener has left to hear; -inf before the first audio."""
@@ -97,9 +104,19 @@ class StepStats(engine_loop.StepStats):
 
 @dataclass
 class _Outcome:
-    chunk: np.ndarray | None = None
+    segment: Segment | None = None  # frames to decode
+    chunk: np.ndarray | None = None  # their audio
     finished: bool = False
     error: Exception | None = None
+
+
+@dataclass
+class _Round:
+    outcomes: list[_Outcome]
+    seconds: float  # the decoder step's
+    audio_seconds: float
+    batch_size: int
+    ready: torch.cuda.Event | None  # on CUDA: the step's work is done
 
 
 class Engine(EngineLoop):
@@ -121,6 +138,9 @@ class Engine(EngineLoop):
         self._seconds_per_frame = model.codec_model_samples_per_frame / model.sample_rate
         self.decoder = BatchDecoder(model, self.device)
         self._decode = codec_decoder(model)
+        self._codec = ThreadPoolExecutor(1, thread_name_prefix="tts-codec")
+        self._codec_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self._deliveries: deque[asyncio.Task] = deque()  # rounds waiting for their audio
         self._on_step = on_step
         self._jobs: dict[int, Job] = {}
         self._running: tuple[list[Job], asyncio.Future] | None = None
@@ -158,20 +178,45 @@ class Engine(EngineLoop):
         return len(self._jobs)
 
     async def _round(self) -> bool:
-        jobs = [job for job in self._jobs.values() if not job.closed]
+        jobs = [job for job in self._jobs.values() if not job.closed and not job.decoded]
         if not jobs:
+            if self._deliveries:
+                await self._deliveries.popleft()
+                return True
             return False
         batch = choose_batch(jobs, time.monotonic())
         future = self._in_worker(self._step, batch)
         self._running = (batch, future)
         try:
-            outcomes = await future
+            step = await future
         finally:
             self._running = None
-        now = time.monotonic()
-        for job, outcome in zip(batch, outcomes, strict=True):
-            self._deliver(job, outcome, now)
+        audio = asyncio.get_running_loop().run_in_executor(self._codec, self._decode_due, step)
+        self._deliveries.append(asyncio.ensure_future(self._deliver_round(batch, step, audio)))
+        while len(self._deliveries) > CODEC_QUEUE:
+            await self._deliveries.popleft()
         return True
+
+    async def stop(self) -> None:
+        await super().stop()
+        for delivery in self._deliveries:
+            delivery.cancel()
+        self._codec.shutdown(wait=True, cancel_futures=True)
+
+    async def _deliver_round(self, batch: list[Job], step: _Round, audio: asyncio.Future) -> None:
+        try:
+            codec_seconds = await audio
+        except Exception as e:  # the codec failed: the utterances with audio in it end
+            codec_seconds = 0.0
+            for outcome in step.outcomes:
+                if outcome.segment is not None:
+                    outcome.error = e
+        now = time.monotonic()
+        for job, outcome in zip(batch, step.outcomes, strict=True):
+            self._deliver(job, outcome, now)
+        if self._on_step:
+            seconds = step.seconds + codec_seconds
+            self._on_step(StepStats(seconds, step.audio_seconds, step.batch_size))
 
     def _recover(self, error: Exception) -> None:
         for job in list(self._jobs.values()):
@@ -210,7 +255,7 @@ class Engine(EngineLoop):
     # --- the worker-thread side ----------------------------------------------------------------
 
     @torch.inference_mode()
-    def _step(self, batch: list[Job]) -> list[_Outcome]:
+    def _step(self, batch: list[Job]) -> _Round:
         started = time.perf_counter()
         while self._released:
             self.decoder.close(self._released.popleft())
@@ -221,33 +266,58 @@ class Engine(EngineLoop):
                 self._next_piece(job)
             except Exception as e:  # its text: refused, or the tokenizer failed
                 outcomes[job].error = e
+                job.decoded = True
                 continue
             stepping.append(job)
+        frames = 0
         try:
             results = self.decoder.step([job.utterance for job in stepping])
         except Exception as e:  # a failed step ends the utterances in it, never the engine
             for job in stepping:
                 outcomes[job].error = e
-            return [outcomes[job] for job in batch]
-        frames = 0
-        for job, result in zip(stepping, results, strict=True):
-            job.steps += 1
-            frames += result.frames.shape[-1]
-            job.audio.push(result.frames)
-            if result.finished:
-                self.decoder.close(job.utterance)
-                job.utterance = None
-                outcomes[job].finished = not job.pieces
-        due = [(job, job.audio.due(final=outcomes[job].finished)) for job in stepping]
-        due = [(job, segment) for job, segment in due if segment is not None]
-        audio = decode_segments(self._decode, [segment for _, segment in due])
-        for (job, _), chunk in zip(due, audio, strict=True):
-            outcomes[job].chunk = chunk
-        if self._on_step:
-            seconds = time.perf_counter() - started
-            audio_seconds = frames * self._seconds_per_frame
-            self._on_step(StepStats(seconds, audio_seconds, len(stepping)))
-        return [outcomes[job] for job in batch]
+                job.decoded = True
+            stepping = []
+        else:
+            for job, result in zip(stepping, results, strict=True):
+                job.steps += 1
+                frames += result.frames.shape[-1]
+                job.audio.push(result.frames)
+                if result.finished:
+                    self.decoder.close(job.utterance)
+                    job.utterance = None
+                    outcomes[job].finished = job.decoded = not job.pieces
+        for job in stepping:
+            outcomes[job].segment = job.audio.due(final=outcomes[job].finished)
+        ready = None
+        if self._codec_stream is not None:
+            ready = torch.cuda.Event()
+            ready.record()
+        return _Round(
+            [outcomes[job] for job in batch],
+            time.perf_counter() - started,
+            frames * self._seconds_per_frame,
+            len(stepping),
+            ready,
+        )
+
+    @torch.inference_mode()
+    def _decode_due(self, step: _Round) -> float:
+        """On the codec thread: the audio of the round's due chunks, in one codec call (on CUDA,
+        on a stream of its own, after the step's work). Returns the seconds it took."""
+        started = time.perf_counter()
+        due = [outcome for outcome in step.outcomes if outcome.segment is not None]
+        segments = [outcome.segment for outcome in due]
+        if self._codec_stream is None:
+            audio = decode_segments(self._decode, segments)
+        else:
+            with torch.cuda.stream(self._codec_stream):
+                self._codec_stream.wait_event(step.ready)
+                for segment in segments:
+                    segment.codes.record_stream(self._codec_stream)
+                audio = decode_segments(self._decode, segments)
+        for outcome, chunk in zip(due, audio, strict=True):
+            outcome.chunk = chunk
+        return time.perf_counter() - started
 
     def _next_piece(self, job: Job) -> None:
         """Starts the job's next piece of text when it has none running."""

@@ -73,7 +73,18 @@ def load_model(name_or_path: str, device: str, codec: str | None = None):
     model.use_kv_cache_for_inference = True
     model.eval()
     model.freeze()
+    _fold_weight_norm(model._codec_model)
     return model
+
+
+def _fold_weight_norm(module) -> None:
+    """The codec's convolutions recompute their weight-normalised weights on every call (about a
+    hundred small ops per decode); for inference they are computed once, to the same values."""
+    from torch.nn.utils import parametrize
+
+    for child in module.modules():
+        if parametrize.is_parametrized(child, "weight"):
+            parametrize.remove_parametrizations(child, "weight", leave_parametrized=True)
 
 
 def _inference_config(config, codec: str | None, scratch: Path):

@@ -15,6 +15,7 @@ conversion only clips.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -111,21 +112,39 @@ def decode_segments(decode: Decode, segments: list[Segment]) -> list[np.ndarray]
 
 
 def codec_decoder(model) -> Decode:
-    """The model's codec decode (NeMo's CodecHelper) over a batch of code sequences, right-padded
-    to one length: padding reaches at most `CodecContext.right` frames back (none for a causal
-    codec), and a chunk never takes those frames' audio before the utterance's end."""
+    """The model's codec decode (NeMo's CodecHelper.codes_to_audio) over a batch of code
+    sequences, right-padded to one length: padding reaches at most `CodecContext.right` frames
+    back (none for a causal codec), and a chunk never takes those frames' audio before the
+    utterance's end. codes_to_audio puts the codec in eval mode on every call, a walk over all of
+    its modules that costs as much as a short decode on CPU; here that is done once."""
+    helper = model._codec_helper
+    helper.codec_model.eval()
 
     def decode(codes: list[torch.Tensor]) -> list[np.ndarray]:
-        lengths = torch.tensor([c.shape[-1] for c in codes], device=codes[0].device)
-        shape = (len(codes), codes[0].shape[0], int(lengths.max()))
-        batch = torch.zeros(shape, dtype=torch.long, device=lengths.device)
+        device = codes[0].device
+        lengths = torch.tensor([c.shape[-1] for c in codes], device=device)
+        batch = torch.zeros(len(codes), codes[0].shape[0], int(lengths.max()), dtype=torch.long)
+        batch = batch.to(device)
         for i, c in enumerate(codes):
             batch[i, :, : c.shape[-1]] = c
-        audio, audio_len, _ = model._codec_helper.codes_to_audio(batch, lengths)
+        with torch.no_grad(), _float32(device):
+            if helper.codec_converter is not None:
+                batch = helper.codec_converter.convert_new_to_original(
+                    audio_tokens=batch, audio_lens=lengths
+                )
+            audio, audio_len = helper.codec_model.decode(tokens=batch, tokens_len=lengths)
         audio = audio.float().cpu().numpy()
         return [audio[i, :n] for i, n in enumerate(audio_len.tolist())]
 
     return decode
+
+
+def _float32(device: torch.device):
+    """As codes_to_audio: the codec in float32 under any outer autocast (CUDA; CPU autocast has no
+    float32 mode)."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float32)
+    return contextlib.nullcontext()
 
 
 def measure_context(model, device: str | torch.device, trials: int = 2) -> CodecContext:
