@@ -17,6 +17,12 @@ these tests, in `dictionaries/`; ByT5 for French and Hindi; Mandarin's pinyin G2
 settings (phoneme_probability 0.8), hub names where it has them (the codec, `google/byt5-small`)
 and a codec config with the discriminator, whose WavLM part is a hub download.
 
+`build(..., full_size=True)` makes a random-weight model of the released checkpoint's published
+size instead of the tiny one (`FULL`: a 6-layer text encoder, a 12-layer decoder at d_model 768, a
+1-layer local transformer at 256, 110 baked context frames; a codec decoder of 864 channels with
+half-snake activations), for timing on a GPU (tests/bench/tts_bench.py --full-size). Its files
+are about 1 GB.
+
     python -m tiny_models.tts OUT_DIR [--voices john,sofia,aria,jason,leo]
 """
 
@@ -26,6 +32,7 @@ import argparse
 import io
 import json
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 SAMPLE_RATE = 22050
@@ -43,6 +50,49 @@ BAKED_CONTEXT_FRAMES = 12
 # A large negative EOS bias makes every utterance run to MAX_DECODER_STEPS; tests that need an end
 # flip it (see `force_eos`).
 EOS_BIAS = -1e4
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The dims `build` gives the models: the tiny test layout (`TINY`), or the released
+    checkpoint's published one (`FULL`)."""
+
+    d_model: int = EMBEDDING_DIM  # embedding_dim and every transformer's d_model
+    d_ffn: int = EMBEDDING_DIM * 2
+    heads: int = 2  # self-attention heads
+    xa_d_head: int | None = None  # the decoder's one cross-attention head (None: d_model)
+    encoder_layers: int = 2
+    encoder_kernel: int = 1  # the text encoder's FFN convolution
+    context_layers: int = 1
+    decoder_layers: int = 2
+    local_dim: int = 32  # local transformer hidden dim (its d_ffn is 4x: NeMo's choice)
+    context_frames: int = BAKED_CONTEXT_FRAMES
+    max_length: int = 512  # positions of each transformer (text tokens; context + frames)
+    codec_channels: int = 64  # the codec decoder's base channels
+    codec_activation: str | None = None  # None: NeMo's default (leaky ReLU)
+
+
+TINY = Layout()
+# nvidia/magpie_tts_multilingual_357m's published layout: a 6-layer text encoder and a 12-layer
+# decoder at d 768, a 1-layer local transformer at 256, 8 codebooks of 2016 codes. The rest is from
+# third-party descriptions of the checkpoint, not checked against its config here: 12 heads, FFN
+# 3072 (text-encoder kernel 3), a 2-layer context encoder, one 128-wide cross-attention head, 110
+# baked context frames, and a codec decoder of 864 channels with half-snake activations.
+FULL = Layout(
+    d_model=768,
+    d_ffn=3072,
+    heads=12,
+    xa_d_head=128,
+    encoder_layers=6,
+    encoder_kernel=3,
+    context_layers=2,
+    decoder_layers=12,
+    local_dim=256,
+    context_frames=110,
+    max_length=1024,
+    codec_channels=864,
+    codec_activation="half_snake",
+)
 DICTIONARIES = Path(__file__).parent / "dictionaries"
 # The released stand-in names its codec by a hub name, as the released checkpoint does.
 HUB_CODEC = "nvidia/tiny_codec"
@@ -58,8 +108,16 @@ SLM_DISCRIMINATOR = {
 }
 
 
-def codec_config() -> dict:
+def codec_config(layout: Layout = TINY) -> dict:
     modules = "nemo.collections.tts.modules.audio_codec_modules"
+    decoder = {
+        "_target_": f"{modules}.CausalHiFiGANDecoder",
+        "up_sample_rates": UP_SAMPLE_RATES,
+        "input_dim": NUM_CODEBOOKS * len(LEVELS_PER_GROUP),
+        "base_channels": layout.codec_channels,
+    }
+    if layout.codec_activation:
+        decoder["activation"] = layout.codec_activation
     return {
         "sample_rate": SAMPLE_RATE,
         "samples_per_frame": SAMPLES_PER_FRAME,
@@ -69,12 +127,7 @@ def codec_config() -> dict:
             "encoded_dim": NUM_CODEBOOKS * len(LEVELS_PER_GROUP),
             "base_channels": 4,
         },
-        "audio_decoder": {
-            "_target_": f"{modules}.CausalHiFiGANDecoder",
-            "up_sample_rates": UP_SAMPLE_RATES,
-            "input_dim": NUM_CODEBOOKS * len(LEVELS_PER_GROUP),
-            "base_channels": 64,
-        },
+        "audio_decoder": decoder,
         "vector_quantizer": {
             "_target_": f"{modules}.GroupFiniteScalarQuantizer",
             "num_groups": NUM_CODEBOOKS,
@@ -92,23 +145,27 @@ def codec_config() -> dict:
     }
 
 
-def _transformer(n_layers: int, causal: bool, xattn: bool) -> dict:
+def _transformer(
+    n_layers: int, causal: bool, xattn: bool, layout: Layout = TINY, kernel: int = 1
+) -> dict:
     cfg = {
         "n_layers": n_layers,
-        "d_model": EMBEDDING_DIM,
-        "d_ffn": EMBEDDING_DIM * 2,
-        "sa_n_heads": 2,
-        "kernel_size": 1,
+        "d_model": layout.d_model,
+        "d_ffn": layout.d_ffn,
+        "sa_n_heads": layout.heads,
+        "kernel_size": kernel,
         "p_dropout": 0.1,
         "p_dropout_out": 0.0,
         "has_xattn": xattn,
         "is_causal": causal,
         "apply_norm_out": True,
-        "max_length_causal_mask": 512,
+        "max_length_causal_mask": layout.max_length,
         "use_learnable_pos_emb": True,
     }
     if xattn:
-        cfg.update(xa_d_memory=EMBEDDING_DIM, xa_n_heads=1, apply_norm_to_cond=True)
+        cfg.update(xa_d_memory=layout.d_model, xa_n_heads=1, apply_norm_to_cond=True)
+        if layout.xa_d_head is not None:
+            cfg["xa_d_head"] = layout.xa_d_head
     return cfg
 
 
@@ -172,20 +229,23 @@ def released_tokenizers(byt5: str = BYT5) -> dict:
     }
 
 
-def magpie_config(codec_path: Path, text_tokenizers: dict | None = None) -> dict:
+def magpie_config(
+    codec_path: Path, text_tokenizers: dict | None = None, layout: Layout = TINY
+) -> dict:
+    n = layout
     return {
         "model_type": "decoder_ce",
         "codecmodel_path": str(codec_path),
         "sample_rate": SAMPLE_RATE,
-        "embedding_dim": EMBEDDING_DIM,
+        "embedding_dim": n.d_model,
         "text_tokenizers": text_tokenizers or char_tokenizers(),
-        "encoder": _transformer(2, causal=False, xattn=False),
-        "context_encoder": _transformer(1, causal=False, xattn=False),
-        "decoder": _transformer(2, causal=True, xattn=True),
+        "encoder": _transformer(n.encoder_layers, False, False, n, kernel=n.encoder_kernel),
+        "context_encoder": _transformer(n.context_layers, causal=False, xattn=False, layout=n),
+        "decoder": _transformer(n.decoder_layers, causal=True, xattn=True, layout=n),
         "local_transformer_type": "autoregressive",
         "local_transformer_n_layers": 1,
         "local_transformer_n_heads": 1,
-        "local_transformer_hidden_dim": 32,
+        "local_transformer_hidden_dim": n.local_dim,
         "context_duration_min": 5.0,
         "context_duration_max": 5.0,
         "prior_scaling_factor": None,
@@ -197,16 +257,16 @@ def magpie_config(codec_path: Path, text_tokenizers: dict | None = None) -> dict
     }
 
 
-def bake_speakers(model, voices: int, frames: int) -> None:
+def bake_speakers(model, voices: int, frames: int, dim: int = EMBEDDING_DIM) -> None:
     """Random baked context embeddings, one per voice, stored the way NeMo loads them."""
     import torch
 
-    table = torch.nn.Embedding(voices, frames * EMBEDDING_DIM)
+    table = torch.nn.Embedding(voices, frames * dim)
     table.weight.data.normal_()
     table.weight.requires_grad_(False)
     model.baked_context_embedding = table
     model._baked_embedding_T = torch.tensor(frames)
-    model._baked_embedding_D = torch.tensor(EMBEDDING_DIM)
+    model._baked_embedding_D = torch.tensor(dim)
     model.baked_context_embedding_len = torch.full((voices,), frames)
 
 
@@ -224,11 +284,17 @@ def set_eos_bias(model, bias: float) -> None:
 
 
 def build(
-    out_dir: Path, seed: int = 0, voices: list[str] | None = None, released: bool = False
+    out_dir: Path,
+    seed: int = 0,
+    voices: list[str] | None = None,
+    released: bool = False,
+    full_size: bool = False,
 ) -> tuple[Path, Path]:
     """Builds both models with random weights; returns (magpie_path, codec_path). With `voices`,
     one baked speaker per name and a speaker table naming them. `released`: the stand-in of the
-    released checkpoint (see the module's doc); its config names the codec `HUB_CODEC`."""
+    released checkpoint (see the module's doc); its config names the codec `HUB_CODEC`.
+    `full_size`: the released checkpoint's dims (`FULL`) instead of the tiny ones, saved as
+    full_magpie.nemo and full_codec.nemo."""
     import torch
     from nemo.collections.tts.models import AudioCodecModel, MagpieTTSModel
     from omegaconf import OmegaConf, open_dict
@@ -237,9 +303,10 @@ def build(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    codec_path, magpie_path = out_dir / "tiny_codec.nemo", out_dir / "tiny_magpie.nemo"
+    layout, name = (FULL, "full") if full_size else (TINY, "tiny")
+    codec_path, magpie_path = out_dir / f"{name}_codec.nemo", out_dir / f"{name}_magpie.nemo"
     torch.manual_seed(seed)
-    codec_cfg = OmegaConf.create(codec_config())
+    codec_cfg = OmegaConf.create(codec_config(layout))
     codec = AudioCodecModel(cfg=codec_cfg)
     if released:  # in the saved config only: building it would download WavLM
         with open_dict(codec.cfg):
@@ -249,8 +316,9 @@ def build(
     if released:  # built from a local ByT5 tokenizer, saved with the hub name
         tokenizers = released_tokenizers(str(hf_tokenizer_dir(BYT5, out_dir / "byt5")))
     with codec_for_inference():
-        model = MagpieTTSModel(cfg=OmegaConf.create(magpie_config(codec_path, tokenizers)))
-    bake_speakers(model, len(voices) if voices else VOICES, BAKED_CONTEXT_FRAMES)
+        config = magpie_config(codec_path, tokenizers, layout)
+        model = MagpieTTSModel(cfg=OmegaConf.create(config))
+    bake_speakers(model, len(voices) if voices else VOICES, layout.context_frames, layout.d_model)
     set_eos_bias(model, EOS_BIAS)
     if released:
         with open_dict(model.cfg):

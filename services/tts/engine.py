@@ -6,7 +6,8 @@ the loop picks a batch and runs one batched decoder step of it on the model thre
 (`BatchDecoder.step`: new utterances prefill, the others advance one frame each). The chunks that
 step made due, of all its utterances, go to the codec thread as one codec call, and are delivered
 when it returns, round after round in order; meanwhile the next decoder step runs (at most
-CODEC_QUEUE rounds wait for the codec). Jobs join and leave between rounds.
+CODEC_QUEUE rounds wait for the codec), except after a round that made a newcomer's first chunk.
+Jobs join and leave between rounds.
 
 Who runs in a round, for the listener:
 - a job that has not yet delivered audio (a new utterance; batch mode until its end) always;
@@ -193,7 +194,12 @@ class Engine(EngineLoop):
             self._running = None
         audio = asyncio.get_running_loop().run_in_executor(self._codec, self._decode_due, step)
         self._deliveries.append(asyncio.ensure_future(self._deliver_round(batch, step, audio)))
-        while len(self._deliveries) > CODEC_QUEUE:
+        # A newcomer's first chunk has the machine to itself: no step runs beside its decode.
+        first = any(
+            outcome.segment is not None and job.first_audio_at is None
+            for job, outcome in zip(batch, step.outcomes, strict=True)
+        )
+        while len(self._deliveries) > (0 if first else CODEC_QUEUE):
             await self._deliveries.popleft()
         return True
 
