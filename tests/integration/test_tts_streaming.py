@@ -306,3 +306,30 @@ async def test_the_next_segment_is_normalised_while_the_current_one_speaks(tts_s
         spoken = await read_stream(ws)
     assert spoken.end.segments_generated == 2
     assert calls[texts[1]] < first_audio
+
+
+async def test_a_failing_step_or_codec_ends_its_utterances_and_the_engine_goes_on(
+    tts_server, monkeypatch
+):
+    """A decoder step that raises ends the utterances in it with that error, as does a codec
+    call for those with audio in it; their slots are freed and the next utterance is spoken."""
+    service, _, _ = tts_server
+    engine = service.speech.engine
+    request = Request(TEXT, 0, "en", 5)
+    for part, name in [(engine.decoder, "step"), (engine, "_decode")]:
+        real = getattr(part, name)
+        calls = []
+
+        def broken(*args, real=real, calls=calls):
+            calls.append(1)
+            if len(calls) == 2:  # the prefill works, the next call fails
+                raise RuntimeError("out of memory")
+            return real(*args)
+
+        monkeypatch.setattr(part, name, broken)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            await synthesize(engine, request, PRESETS["aggressive"])
+        monkeypatch.setattr(part, name, real)
+        assert engine.active == 0
+        assert len(await synthesize(engine, request, None)) == UTTERANCE_SAMPLES
+        assert engine.decoder.slots_in_use == 0
