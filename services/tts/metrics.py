@@ -18,7 +18,11 @@ class TtsMetrics(ModelMetrics):
         self.utterances = Gauge(
             "tts_active_utterances", "Utterances being synthesised", registry=self.registry
         )
-        self.steps = Counter("tts_decoder_steps", "Decoder steps run", registry=self.registry)
+        self.steps = Counter(
+            "tts_decoder_steps",
+            "Decoder steps run (counted when their audio is decoded)",
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "tts_batch_size",
             "Utterances per decoder step",
