@@ -37,7 +37,6 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -60,9 +59,16 @@ from tests.bench.asr_load import (  # noqa: E402
     Spec,
     asr_server,
     frames_of,
-    pct,
     run_load,
     summarize,
+)
+from tests.bench.report import (  # noqa: E402
+    Summary,
+    goal_table,
+    load_average,
+    machine,
+    pct,
+    print_goals,
 )
 
 TINY_NOTE = (
@@ -262,20 +268,6 @@ async def server_sections(args, modes: list[int], pcm: np.ndarray, report: dict)
 # --- the report ----------------------------------------------------------------------------------
 
 
-def machine(device: str) -> dict:
-    import torch
-
-    cpu = platform.processor() or None
-    if Path("/proc/cpuinfo").exists():
-        names = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    info = {"arch": platform.machine(), "cores": os.cpu_count(), "cpu": cpu}
-    info |= {"python": platform.python_version(), "torch": torch.__version__}
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def _clean(s: dict) -> bool:
     return not s["lost"] and not s["errors"]
 
@@ -288,10 +280,8 @@ def _lag(s: dict) -> str:
 
 def summary(r: dict) -> list[dict]:
     """(figure, value, goal, pass) rows of the sections that ran; pass is None without a goal."""
-    rows = []
-
-    def row(figure: str, value: str, goal: str, ok: bool | None) -> None:
-        rows.append({"figure": figure, "value": value, "goal": goal, "pass": ok})
+    rows = Summary()
+    row = rows.row
 
     if sc := r.get("step_scaling"):
         value = f"{sc[64]['ratio']:.2f}x ({sc[1]['step_ms']:.1f} -> {sc[64]['step_ms']:.1f} ms)"
@@ -327,14 +317,6 @@ def summary(r: dict) -> list[dict]:
     return rows
 
 
-def _table(rows: list[dict]) -> list[str]:
-    mark = {True: "pass", False: "FAIL", None: "-"}
-    lines = ["| figure | value | goal | |", "|---|---|---|---|"]
-    for x in rows:
-        lines.append(f"| {x['figure']} | {x['value']} | {x['goal']} | {mark[x['pass']]} |")
-    return lines
-
-
 def markdown(r: dict) -> str:
     m = r["machine"]
     tiny = " (the tiny random-weight test model)" if r["tiny_model"] else ""
@@ -344,14 +326,14 @@ def markdown(r: dict) -> str:
         f"{r['started']}, {r['wall_s'] / 60:.1f} min{' (--quick)' if r['quick'] else ''}."
         f" Model `{r['model']}`{tiny}, device {r['device']}, modes {r['modes']} ms.",
         f"Machine: {m['arch']}, {m['cores']} cores, {m['cpu']}{gpu}; torch {m['torch']}."
-        f" Load average (1/5/15 min) before {_load(r['load_avg_before'])},"
-        f" after {_load(r['load_avg_after'])}.\n",
+        f" Load average (1/5/15 min) before {load_average(r['load_avg_before'])},"
+        f" after {load_average(r['load_avg_after'])}.\n",
     ]
     if r["tiny_model"]:
         out.append(f"> {TINY_NOTE}\n")
     if "error" in r:
         out.append(f"**The run stopped early:** `{r['error']}`\n")
-    out += [*_table(r["summary"]), ""]
+    out += [*goal_table(r["summary"]), ""]
     if sc := r.get("step_scaling"):
         out += ["## Step scaling (in-process engine, 160 ms)\n"]
         out += ["| streams | median step ms | / 1 stream | steps |", "|---|---|---|---|"]
@@ -408,10 +390,6 @@ def _stats_table(rows: list[tuple]) -> list[str]:
         cells += [f"{s['loop_lag_p95_ms']:.1f}", f"{s['client_cpu']:.2f} / {s['server_cpu']:.2f}"]
         out.append("| " + " | ".join(map(str, cells)) + " |")
     return out
-
-
-def _load(values) -> str:
-    return "/".join(f"{v:.2f}" for v in values) if values else "?"
 
 
 def plot(r: dict, path: Path) -> None:
@@ -471,11 +449,7 @@ def write_report(r: dict, out: Path) -> None:
     (out / "asr_bench.md").write_text(markdown(r))
     plot(r, out / "asr_bench.png")
     print()
-    keys = ("figure", "value", "goal")
-    widths = [max(len(str(x[k])) for x in r["summary"]) for k in keys]
-    for x in r["summary"]:
-        cells = [str(x[k]).ljust(w) for k, w in zip(keys, widths, strict=True)]
-        print("  ".join(cells), {True: "pass", False: "FAIL", None: ""}[x["pass"]])
+    print_goals(r["summary"])
     if r["tiny_model"]:
         print(TINY_NOTE)
     if "error" in r:

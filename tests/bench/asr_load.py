@@ -24,16 +24,13 @@ import websockets
 
 from protocol import asr as proto
 from protocol.health import PATH as HEALTH_PATH
+from tests.bench.report import pct
 from tests.process_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RESET = proto.Reset(finalize=True).to_json()
 INTERIM = '"is_final": false'  # how to_json writes it; another spelling only costs a parse
 FINAL_TIMEOUT_S = 30.0  # a final that takes longer counts as lost
-
-
-def pct(values, q: float) -> float:
-    return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
 def frames_of(pcm: np.ndarray, frame_ms: int) -> list[bytes]:

@@ -34,7 +34,6 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -44,7 +43,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +53,14 @@ from services.tts.decoder import BatchDecoder, Request, generator_for, split_tex
 from services.tts.engine import Engine, StepStats  # noqa: E402
 from services.tts.model import load_model  # noqa: E402
 from services.tts.streaming import PRESETS, measure_context  # noqa: E402
+from tests.bench.report import (  # noqa: E402
+    Summary,
+    goal_table,
+    load_average,
+    machine,
+    pct,
+    print_goals,
+)
 
 BATCHES = (1, 4, 8, 16)
 SESSIONS = (1, 4, 8, 16)
@@ -88,10 +94,6 @@ NOTE = {
     " real model's, but every utterance runs to the frame cap (a trained model stops at its own"
     " end of speech).",
 }
-
-
-def pct(values, q: float) -> float:
-    return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
 # --- 1. the decoder step ------------------------------------------------------------------------
@@ -290,18 +292,6 @@ def _engine_cells(n: int, sessions: list[Session]) -> str:
 # --- the report ----------------------------------------------------------------------------------
 
 
-def machine(device: str) -> dict:
-    cpu = platform.processor() or None
-    if Path("/proc/cpuinfo").exists():
-        names = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    info = {"arch": platform.machine(), "cores": os.cpu_count(), "cpu": cpu}
-    info |= {"python": platform.python_version(), "torch": torch.__version__}
-    if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
-
-
 def describe(model) -> dict:
     """The loaded model's layout, for the report."""
     first = model.decoder.layers[0]
@@ -345,10 +335,8 @@ def _layout(x: dict) -> str:
 
 
 def summary(r: dict) -> list[dict]:
-    rows = []
-
-    def row(figure: str, value: str, goal: str, ok: bool | None) -> None:
-        rows.append({"figure": figure, "value": value, "goal": goal, "pass": ok})
+    rows = Summary()
+    row = rows.row
 
     if d := r.get("decoder"):
         one, top = d[1], d[max(BATCHES)]
@@ -379,13 +367,6 @@ def summary(r: dict) -> list[dict]:
     return rows
 
 
-def _table(rows: list[dict]) -> list[str]:
-    mark = {True: "pass", False: "FAIL", None: "-"}
-    lines = ["| figure | value | goal | |", "|---|---|---|---|"]
-    lines += [f"| {x['figure']} | {x['value']} | {x['goal']} | {mark[x['pass']]} |" for x in rows]
-    return lines
-
-
 def markdown(r: dict, image: str = "tts_bench.png") -> str:
     m = r["machine"]
     gpu = f", {m['gpu']}" if "gpu" in m else ""
@@ -401,14 +382,14 @@ def markdown(r: dict, image: str = "tts_bench.png") -> str:
         f" Model `{r['model']}`{kind}{cap}; device {r['device']}, torch intra-op threads"
         f" {r['torch_threads']}.",
         f"Machine: {m['arch']}, {m['cores']} cores, {m['cpu']}{gpu}; Python {m['python']}, torch"
-        f" {m['torch']}. Load average (1/5/15 min) before {_load(r['load_avg_before'])}, after"
-        f" {_load(r['load_avg_after'])}.",
+        f" {m['torch']}. Load average (1/5/15 min) before"
+        f" {load_average(r['load_avg_before'])}, after {load_average(r['load_avg_after'])}.",
         f"Model layout: {_layout(r['layout'])}.",
         f"Command: `{r['command']}`\n",
     ]
     if note := NOTE.get(r["random_model"] or ""):
         out.append(f"> {note}\n")
-    out += [*_table(r["summary"]), ""]
+    out += [*goal_table(r["summary"]), ""]
     if d := r.get("decoder"):
         p = r["decoder_params"]
         out += [
@@ -457,10 +438,6 @@ def markdown(r: dict, image: str = "tts_bench.png") -> str:
         out.append("")
     out.append(f"![decoder step and time to first audio]({image})")
     return "\n".join(out) + "\n"
-
-
-def _load(values) -> str:
-    return "/".join(f"{v:.2f}" for v in values) if values else "?"
 
 
 def plot(r: dict, path: Path) -> None:
@@ -546,11 +523,7 @@ def write_report(r: dict, out: Path) -> None:
     (out / "report.md").write_text(markdown(r))
     plot(r, out / "tts_bench.png")
     print()
-    keys = ("figure", "value", "goal")
-    widths = [max(len(str(x[k])) for x in r["summary"]) for k in keys]
-    for x in r["summary"]:
-        cells = [str(x[k]).ljust(w) for k, w in zip(keys, widths, strict=True)]
-        print("  ".join(cells), {True: "pass", False: "FAIL", None: ""}[x["pass"]])
+    print_goals(r["summary"])
     if note := NOTE.get(r["random_model"] or ""):
         print(note)
     print(f"wrote {out}/tts_bench.json, report.md, tts_bench.png ({r['wall_s'] / 60:.1f} min)")
