@@ -174,16 +174,20 @@ class BatchDecoder:
         return len(self._slots) - 1
 
     def _ensure(self, slots: int, positions: int, text: int) -> None:
-        """Grows the pools (doubling the slots) so that these fit; keeps their contents."""
+        """Grows the pools that are too small (doubling the slots) so that these fit; keeps
+        their contents."""
         old = self._sizes
         if slots <= old[0] and positions <= old[1] and text <= old[2]:
             return
-        sizes = (max(old[0], slots, 2 * old[0]), max(old[1], positions), max(old[2], text))
+        rows = max(slots, 2 * old[0]) if slots > old[0] else old[0]
+        sizes = (rows, max(old[1], positions), max(old[2], text))
         dtype = next(self.model.decoder.parameters()).dtype
         for name, shape, kind in self._specs(*sizes):
+            before = self._pools.get(name)
+            if before is not None and before.shape == shape:
+                continue
             tensor = torch.zeros(shape, dtype=kind or dtype, device=self.device)
-            if name in self._pools:
-                before = self._pools[name]
+            if before is not None:
                 tensor[tuple(slice(0, n) for n in before.shape)] = before
             self._pools[name] = tensor
         self._sizes = sizes
@@ -263,9 +267,9 @@ class BatchDecoder:
                 keep, utterance.finished = ends[i], True
             elif utterance.steps >= self.max_steps:
                 utterance.finished = True
-            frames = codes[i].reshape(self.codebooks, self.fsf)[:, :keep]
-            results.append(StepResult(frames, utterance.finished))
-        return [results[order.index(u)] for u in batch]
+            results.append(StepResult(codes[i, :, :keep], utterance.finished))
+        by_utterance = dict(zip(order, results, strict=True))
+        return [by_utterance[u] for u in batch]
 
     # --- the decoder transformer ---------------------------------------------------------------
 

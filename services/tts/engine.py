@@ -131,7 +131,7 @@ class Engine(EngineLoop):
         super().__init__("tts")
         self.model = model
         self.device = torch.device(device)
-        if self.device.type == "cuda":  # the tests' tolerance holds with TF32 matmuls
+        if self.device.type == "cuda":  # TF32 tensor cores (its effect on audio unmeasured here)
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.context = context
@@ -170,6 +170,10 @@ class Engine(EngineLoop):
         self._jobs.pop(job.id, None)
         if self._running and job in self._running[0]:
             await asyncio.gather(asyncio.shield(self._running[1]), return_exceptions=True)
+        self._release(job)
+
+    def _release(self, job: Job) -> None:
+        """Hands a dropped job's utterance to the worker, which frees its slot between steps."""
         if job.utterance is not None:
             self._released.append(job.utterance)
             job.utterance = None
@@ -251,9 +255,7 @@ class Engine(EngineLoop):
         else:
             logger.opt(exception=error).error(f"TTS step failed for utterance {job.id}")
         self._jobs.pop(job.id, None)
-        if job.utterance is not None:
-            self._released.append(job.utterance)
-            job.utterance = None
+        self._release(job)
         if not job.closed:
             job.closed = True
             job.on_error(job, error)

@@ -43,8 +43,8 @@ class TopkNoise:
 
     def open(self, slot: int, generator: torch.Generator) -> None:
         if slot >= len(self._noise):
-            grown = torch.empty(max(2 * len(self._noise), slot + 1), *self._noise.shape[1:])
-            grown = grown.to(self.device)
+            size = max(2 * len(self._noise), slot + 1)
+            grown = torch.empty(size, *self._noise.shape[1:], device=self.device)
             grown[: len(self._noise)] = self._noise
             self._noise = grown
         self._generators[slot] = generator
