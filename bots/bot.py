@@ -71,6 +71,8 @@ def create_voice_services(config: BotConfig) -> VoiceServices:
         voice=config.tts_voice or None,
         language=config.tts_language or None,
         preset=config.tts_preset,
+        first_preset=config.tts_first_preset,
+        first_clause=config.tts_first_clause,
         api_key=api_key,
     )
     llm = NemotronLLMService(LLMConfig.from_env())

@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass, field, replace
 
 import settings
+from protocol.tts import PRESETS
+
+# Below 0.1 s Silero's 32 ms windows end a segment inside ordinary gaps between words.
+MIN_VAD_STOP_SECS, MAX_VAD_STOP_SECS = 0.1, 2.0
 
 
 def _env(name: str, default: str) -> str:
@@ -26,13 +30,19 @@ class BotConfig:
     tts_url: str = field(default_factory=lambda: settings.address("tts"))
     tts_voice: str = field(default_factory=lambda: _env("TTS_VOICE", ""))
     tts_language: str = field(default_factory=lambda: _env("TTS_LANGUAGE", "en"))
-    tts_preset: str = field(default_factory=lambda: _env("TTS_PRESET", "aggressive"))
+    # A reply's first segment is its first clause, spoken with the quickest preset; the rest are
+    # whole sentences with a preset that gives the codec more context.
+    tts_first_preset: str = field(default_factory=lambda: _env("TTS_FIRST_PRESET", "aggressive"))
+    tts_preset: str = field(default_factory=lambda: _env("TTS_PRESET", "balanced"))
+    tts_first_clause: bool = field(default_factory=lambda: _flag("TTS_FIRST_CLAUSE", True))
     vad_start_secs: float = field(default_factory=lambda: float(_env("VAD_START_SECS", "0.2")))
     vad_stop_secs: float = field(default_factory=lambda: float(_env("VAD_STOP_SECS", "0.2")))
     vad_confidence: float = field(default_factory=lambda: float(_env("VAD_CONFIDENCE", "0.7")))
     smart_turn_stop_secs: float = field(
         default_factory=lambda: float(_env("SMART_TURN_STOP_SECS", "1.0"))
     )
+    # Start the LLM on the final transcript while Smart Turn still decides (bots/turns.py).
+    speculative_replies: bool = field(default_factory=lambda: _flag("SPECULATIVE_REPLIES", True))
     user_turn_stop_timeout: float = field(
         default_factory=lambda: float(_env("USER_TURN_STOP_TIMEOUT", "2.0"))
     )
@@ -45,6 +55,16 @@ class BotConfig:
     latency_log: str = field(
         default_factory=lambda: os.environ.get("LATENCY_LOG", "logs/turns.jsonl")
     )
+
+    def __post_init__(self):
+        if not MIN_VAD_STOP_SECS <= self.vad_stop_secs <= MAX_VAD_STOP_SECS:
+            raise ValueError(
+                f"VAD_STOP_SECS={self.vad_stop_secs}: use {MIN_VAD_STOP_SECS} to"
+                f" {MAX_VAD_STOP_SECS} seconds"
+            )
+        for name in ("tts_first_preset", "tts_preset"):
+            if getattr(self, name) not in PRESETS:
+                raise ValueError(f"{name.upper()}={getattr(self, name)!r}: use one of {PRESETS}")
 
     def with_overrides(self, overrides: dict | None) -> BotConfig:
         """A copy with the page's choices (latency mode, voice) applied, ignoring unknown keys."""

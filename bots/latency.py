@@ -20,9 +20,11 @@ from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    EagerEndOfTurnCancelFrame,
     Frame,
     FunctionCallsStartedFrame,
     InterruptionFrame,
+    LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
@@ -42,8 +44,9 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.processors.frameworks.rtvi import RTVIProcessor
 
 MESSAGE_KIND = "turn-latency"
-# What spends a stage's time: a setting we chose, a model service, or the bot's own code.
-SETTING, MODEL, BOT = "setting", "model", "bot"
+# What spends a stage's time: a setting we chose, a model service, a wait on a decision we
+# chose to make (whether the turn is over, how much text to speak first), or the bot's own code.
+SETTING, MODEL, WAIT, BOT = "setting", "model", "wait", "bot"
 # Smart Turn answers in ~0.1 s and the ASR within one model step; a turn released later than this
 # after VAD stop waited on Smart Turn's silence fallback (1 s) or the stop timeout (2 s).
 LATE_TURN_MS = 500.0
@@ -65,10 +68,10 @@ class Stage:
 STAGES = (
     Stage("vad_stop", "VAD silence", SETTING),  # the VAD's stop_secs
     Stage("transcript", "ASR final", MODEL),  # finalize sent -> final transcript back
-    Stage("turn_end", "turn detection", MODEL),  # Smart Turn, when it outlasts the ASR
+    Stage("turn_end", "turn decision", WAIT),  # Smart Turn, when it outlasts the ASR
     Stage("llm_request", "to LLM", BOT),  # the user aggregator -> the LLM service's request
     Stage("llm_first_token", "LLM first token", MODEL),
-    Stage("llm_first_sentence", "LLM first sentence", MODEL),  # the TTS's first request
+    Stage("llm_first_sentence", "LLM first phrase", WAIT),  # the TTS's first request
     Stage("tts_first_audio", "TTS first audio", MODEL),
     Stage("bot_started", "to transport", BOT),  # first audio written by the transport
 )
@@ -99,6 +102,9 @@ class TurnRecord:
     late_turn: str | None = None
     unanswered: str | None = None
     talked_over_user: bool = False
+    # Speculative LLM starts since the previous record: started, discarded, and whether this
+    # turn's reply was one (started before the turn was confirmed).
+    speculation: dict = field(default_factory=dict)
     pipecat_total_ms: float | None = None
     pipecat: list[dict] = field(default_factory=list)
 
@@ -129,12 +135,21 @@ class TurnRecord:
         bot = [s["ms"] for s in self.stages() if s["kind"] == BOT]
         return None if None in bot else round(sum(bot), 1)
 
+    @property
+    def waits_ms(self) -> float | None:
+        """Voice-to-voice less the model stages: the settings, the waits and the bot's time."""
+        stages = self.stages()
+        if self.total_ms is None or any(s["ms"] is None for s in stages):
+            return None
+        return round(sum(s["ms"] for s in stages if s["kind"] != MODEL), 1)
+
     def message(self) -> dict:
         """The RTVI server message, which is also the JSON line."""
         return {
             "kind": MESSAGE_KIND,
             "total_ms": self.total_ms,
             "overhead_ms": self.overhead_ms,
+            "waits_ms": self.waits_ms,
             "stages": self.stages(),
             **asdict(self),
         }
@@ -164,6 +179,29 @@ class _OpenTurn:
             self.owners[key] = owner
 
 
+@dataclass
+class _Speculation:
+    """Speculative replies (bots/turns.py) seen since the last record."""
+
+    started: int = 0
+    discarded: int = 0
+    kept: bool = False
+    _open: bool = False
+
+    def follow(self, frame: Frame):
+        if isinstance(frame, LLMContextFrame) and frame.speculation:
+            self.started, self._open = self.started + 1, True
+        elif isinstance(frame, EagerEndOfTurnCancelFrame) and self._open:
+            self.discarded, self._open = self.discarded + 1, False
+        elif isinstance(frame, UserStoppedSpeakingFrame) and self._open:
+            self.kept, self._open = True, False
+
+    def take(self) -> dict:
+        counts = {"started": self.started, "discarded": self.discarded, "kept": self.kept}
+        self.started, self.discarded, self.kept = 0, 0, False
+        return counts
+
+
 class TurnLatencyObserver(UserBotLatencyObserver):
     """Pipecat's latency observer plus our stage moments; raises `on_turn_latency(record)` for
     every user turn the bot answered, and for every reply that started over the user."""
@@ -185,6 +223,7 @@ class TurnLatencyObserver(UserBotLatencyObserver):
         self._interrupting = False
         self._words = False
         self._unanswered = False
+        self._speculation = _Speculation()
         # Breakdown handlers run as tasks, later: each takes the turn frozen at its bot start,
         # found by the end of user speech, which Pipecat's breakdown carries too.
         self._answered: dict[float, TurnRecord] = {}
@@ -204,6 +243,7 @@ class TurnLatencyObserver(UserBotLatencyObserver):
     async def _track(self, data: FramePushed):
         frame, now, turn = data.frame, self._frame_time, self._open
         self._follow_user_turn(frame)
+        self._speculation.follow(frame)
         if isinstance(frame, VADUserStartedSpeakingFrame):
             self._vad_speaking, self._open = True, None
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
@@ -274,6 +314,7 @@ class TurnLatencyObserver(UserBotLatencyObserver):
             self.session, self._turn_count, turn.speech_end, moments, turn.owners, turn.smart_turn
         )
         record.late_turn = _late_turn(record)
+        record.speculation = self._speculation.take()
         return record
 
     async def _talked_over(self):

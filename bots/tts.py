@@ -1,11 +1,15 @@
 """Pipecat TTS service for our streaming Magpie TTS service (protocol: protocol/tts.py).
 
 Sentences go out as Pipecat's sentence aggregator completes them, so the first sentence is
-synthesized while the LLM still writes the rest. Each sentence's request returns once the server
-has generated it (`segment_complete`), so its text follows its audio: when the user interrupts,
-the sentences not yet spoken stay out of the LLM context. `close` at the end of a reply flushes the
-stream; on interruption `cancel` stops generation on the server, and audio that was already in
-flight is dropped until the server acknowledges with `cancelled`.
+synthesized while the LLM still writes the rest. A reply's first segment need not wait for a
+whole sentence: it ends at its first clause, or at a pause in the LLM's stream once it has a few
+words, and is spoken with the quickest preset (`first_preset`).
+
+Each segment's request returns once the server has generated it (`segment_complete`), so its
+text follows its audio: when the user interrupts, the segments not yet spoken stay out of the LLM
+context. `close` at the end of a reply flushes the stream; on interruption `cancel` stops
+generation on the server, and audio that was already in flight is dropped until the server
+acknowledges with `cancelled`.
 """
 
 from __future__ import annotations
@@ -15,9 +19,23 @@ from collections import deque
 from collections.abc import AsyncGenerator
 
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame, TTSStoppedFrame
+from pipecat.frames.frames import (
+    ControlFrame,
+    ErrorFrame,
+    Frame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSStoppedFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import WebsocketTTSService
+from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
+from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 
 from bots.service_connection import ServiceConnection
 from protocol import tts as proto
@@ -26,6 +44,61 @@ from protocol import tts as proto
 MAGPIE_SAMPLE_RATE = 22050
 # A guard against a server that never finishes a sentence, not a latency budget.
 SEGMENT_TIMEOUT_SECONDS = 60.0
+# A clause of fewer words ("Well,") is too short to be worth a segment of its own.
+FIRST_CLAUSE_MIN_WORDS = 3
+CLAUSE_ENDS = (",", ";", ":", " -", "–", "—")
+# With this many words and no token for this long, the first segment goes out as it is. vLLM
+# streams tokens every few ms on a GPU, so such a gap is a stall, not the model writing.
+FIRST_PHRASE_PAUSE_WORDS = 4
+FIRST_PHRASE_PAUSE_SECONDS = 0.15
+
+
+class FirstClauseAggregator(SimpleTextAggregator):
+    """Pipecat's sentence aggregator, except that a reply's first segment ends at its first
+    clause. A clause ends at a comma, semicolon, colon or dash followed by a space, so "1,000"
+    and "3:30" do not split."""
+
+    def __init__(self, *, first_clause: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self._first_clause = first_clause
+        self.first_pending = True
+
+    def words(self) -> int:
+        return len(self._text.split())
+
+    async def aggregate(self, text: str):
+        for char in text:
+            async for aggregation in super().aggregate(char):
+                self.first_pending = False
+                yield aggregation
+            if (
+                self.first_pending
+                and self._first_clause
+                and char.isspace()
+                and self._text.rstrip().endswith(CLAUSE_ENDS)
+                and self.words() >= FIRST_CLAUSE_MIN_WORDS
+            ):
+                yield self.take()
+
+    def take(self) -> Aggregation:
+        """Everything buffered, as the reply's first segment."""
+        clause = Aggregation(text=self._text.strip(), type=TextType.SENTENCE)
+        self._text = ""
+        self._lookahead_state = type(self._lookahead_state).IDLE
+        self.first_pending = False
+        return clause
+
+    async def flush(self) -> Aggregation | None:
+        self.first_pending = True  # the next reply starts
+        return await super().flush()
+
+    async def handle_interruption(self):
+        self.first_pending = True
+        await super().handle_interruption()
+
+
+class _FirstPhraseDue(ControlFrame):
+    """Queued by the pause timer, so the first phrase is taken in order with the text."""
 
 
 class NemotronTTSService(ServiceConnection, WebsocketTTSService):
@@ -39,6 +112,8 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
         voice: str | None = None,
         language: str | None = None,
         preset: str = proto.DEFAULT_PRESET,
+        first_preset: str | None = None,
+        first_clause: bool = True,
         api_key: str | None = None,
         **kwargs,
     ):
@@ -56,6 +131,14 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
         )
         self._init = proto.Init(voice=voice or None, language=language or None)
         self._preset = preset
+        self._first_preset = first_preset or preset
+        self._first_segment = True  # the next segment opens a reply (or the greeting)
+        self._text_aggregator = FirstClauseAggregator(
+            first_clause=first_clause,
+            aggregation_type=self._text_aggregation_mode,
+            language=self._text_aggregator.language,
+        )
+        self._first_phrase_timer: asyncio.Task | None = None
         self._dropping_cancelled_audio = False
         # One future per sentence sent, resolved in order by the server's segment_complete.
         self._segments: deque[asyncio.Future] = deque()
@@ -85,10 +168,47 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
             logger.debug(f"{self}: {message.type} not sent: {e}")
             return False
 
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        if isinstance(frame, _FirstPhraseDue):
+            await self._speak_first_phrase()
+            return
+        if isinstance(frame, LLMFullResponseStartFrame | TTSSpeakFrame):
+            self._first_segment = True
+        elif isinstance(frame, LLMFullResponseEndFrame | InterruptionFrame):
+            await self._stop_first_phrase_timer()
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMTextFrame) and not frame.skip_tts:
+            await self._arm_first_phrase_timer()
+
+    async def _arm_first_phrase_timer(self):
+        await self._stop_first_phrase_timer()
+        aggregator = self._text_aggregator
+        if aggregator.first_pending and aggregator.words() >= FIRST_PHRASE_PAUSE_WORDS:
+            self._first_phrase_timer = self.create_task(self._first_phrase_pause())
+
+    async def _first_phrase_pause(self):
+        await asyncio.sleep(FIRST_PHRASE_PAUSE_SECONDS)
+        self._first_phrase_timer = None
+        await self.queue_frame(_FirstPhraseDue())
+
+    async def _stop_first_phrase_timer(self):
+        if self._first_phrase_timer:
+            await self.cancel_task(self._first_phrase_timer)
+            self._first_phrase_timer = None
+
+    async def _speak_first_phrase(self):
+        aggregator = self._text_aggregator
+        if aggregator.first_pending and aggregator.words() >= FIRST_PHRASE_PAUSE_WORDS:
+            logger.debug(f"{self}: the LLM paused; speaking its first words now")
+            await self.stop_text_aggregation_metrics()
+            await self._handle_aggregated_text(self._aggregated_text_frame(aggregator.take()))
+
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         generated = asyncio.get_running_loop().create_future()
         self._segments.append(generated)
-        sent = await self._send(proto.Text(text, mode="stream", preset=self._preset))
+        preset = self._first_preset if self._first_segment else self._preset
+        self._first_segment = False
+        sent = await self._send(proto.Text(text, mode="stream", preset=preset))
         if not sent:
             self._segments.remove(generated)
             yield ErrorFrame(error=f"{self}: TTS service unavailable, could not speak: {text!r}")

@@ -1,8 +1,16 @@
 """The bot's pipeline pieces, chained as in the bot, against the real services: the ASR and TTS
 on tiny models and the scripted tiny LLM on vLLM's CPU build. Driven with Pipecat's test runner."""
 
+import asyncio
+
+import aiohttp
 import numpy as np
+import pytest
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, EndOfTurnState
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    EndFrame,
     InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseStartFrame,
@@ -15,17 +23,27 @@ from pipecat.frames.frames import (
     TTSStoppedFrame,
     TTSTextFrame,
     UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.turns.user_start import VADUserTurnStartStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.utils.time import time_now_iso8601
 
 from bots.config import BotConfig
 from bots.llm import LLMConfig, NemotronLLMService, create_context
 from bots.stt import NemotronSTTService
 from bots.tts import NemotronTTSService
-from bots.turns import user_turn_params
+from bots.turns import SpeculativeTurnStopStrategy, user_turn_params
+from protocol import tts as tts_proto
+from tests.audio import speak
 from tests.integration.test_bot_stt import FrameLog, audio_frames, silence
 from tests.llm_helpers import SERVED_MODEL_NAME
 
@@ -79,8 +97,8 @@ async def test_frame_order_through_a_whole_turn(asr_server, tts_server, vllm_ser
 
 class BargeIn(FrameProcessor):
     """The user talking over the bot, as the user aggregator does it: an interruption broadcast
-    at the second sentence's first audio, once the first sentence was spoken in full (a
-    sentence's text follows its audio)."""
+    at the second segment's first audio, once the first segment (the reply's first clause) was
+    spoken in full (a segment's text follows its audio)."""
 
     def __init__(self):
         super().__init__()
@@ -132,10 +150,233 @@ async def test_interruption_mid_reply(tts_server, vllm_server):
     assert _cancelled(tts_service) > cancelled_before, "the TTS stream was not cancelled"
     replies = [m["content"] for m in context.get_messages() if m["role"] == "assistant"]
     assert len(replies) == 2
-    assert replies[0] == "Once upon a time, a small robot lived by the sea."
+    assert replies[0].strip() == "Once upon a time,"
     assert replies[1] == "Hello! How can I help you today?"
 
 
 def _cancelled(tts_service) -> float:
     value = tts_service.metrics.registry.get_sample_value("tts_cancelled_utterances_total")
     return value or 0.0
+
+
+def trimmed(pcm: np.ndarray) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(pcm) > 300)
+    return pcm[loud[0] : loud[-1] + 1]
+
+
+class ChosenVerdict(BaseTurnAnalyzer):
+    """Smart Turn's place in the turn strategy, answering `complete` once `until` returns, so a
+    test decides what Smart Turn would say about speech it never hears, and when."""
+
+    def __init__(self, complete: bool, until):
+        super().__init__()
+        self._state = EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE
+        self._until = until
+
+    @property
+    def speech_triggered(self) -> bool:
+        return False
+
+    @property
+    def params(self):
+        return SmartTurnParams()
+
+    def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
+        return EndOfTurnState.INCOMPLETE
+
+    async def analyze_end_of_turn(self):
+        await self._until()
+        return self._state, None
+
+    def clear(self):
+        pass
+
+
+class SentText(NemotronTTSService):
+    """Our TTS service, keeping the protocol messages it sends."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.sent: list = []
+
+    async def _send(self, message):
+        self.sent.append(message)
+        return await super()._send(message)
+
+
+class SpeaksOnWhileGenerating(FrameProcessor):
+    """The user speaking on once vLLM is generating the reply to their transcript."""
+
+    def __init__(self, vllm_server):
+        super().__init__()
+        self._generating = generating(vllm_server)
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, TranscriptionFrame):
+            self.create_task(self._speak_on())
+
+    async def _speak_on(self):
+        await self._generating()
+        await self.push_frame(VADUserStartedSpeakingFrame(start_secs=0.2))
+
+
+def speculating_pipeline(vllm_server, tts_server, verdict, context, first=()):
+    user, assistant = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            user_turn_strategies=UserTurnStrategies(
+                start=[VADUserTurnStartStrategy()],
+                stop=[SpeculativeTurnStopStrategy(turn_analyzer=verdict)],
+            ),
+            user_turn_stop_timeout=30.0,
+        ),
+    )
+    tts = SentText(url=tts_server[1], preset="balanced", first_preset="aggressive")
+    return Pipeline([*first, user, llm_service(vllm_server), tts, assistant]), tts
+
+
+def spoken_turn(text: str) -> list:
+    """A user turn as the VAD and the ASR report it: speech, its end, the final transcript."""
+    return [
+        VADUserStartedSpeakingFrame(start_secs=0.2),
+        SleepFrame(sleep=0.3),
+        VADUserStoppedSpeakingFrame(stop_secs=0.1),
+        TranscriptionFrame(text, "user", time_now_iso8601(), finalized=True),
+    ]
+
+
+async def _vllm_metric(vllm_server, name: str, label: str = "") -> float:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{vllm_server.url}/metrics") as resp:
+            text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith(name + "{") and label in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _generated_tokens(vllm_server):
+    return _vllm_metric(vllm_server, "vllm:generation_tokens_total")
+
+
+def generating(vllm_server):
+    """Waits until vLLM is generating a reply."""
+
+    async def until():
+        while not await _vllm_metric(vllm_server, "vllm:num_requests_running"):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    return until
+
+
+def seconds(delay: float):
+    async def until():
+        await asyncio.sleep(delay)
+
+    return until
+
+
+@pytest.mark.parametrize("withdrawn_by", ["smart_turn_incomplete", "user_spoke_again"])
+async def test_a_withdrawn_speculative_reply_reaches_neither_tts_nor_context(
+    tts_server, vllm_server, withdrawn_by
+):
+    """The LLM starts on the final transcript while Smart Turn decides. When Smart Turn says
+    "incomplete", or the user speaks on first, the request is aborted in vLLM, and nothing of
+    the reply reaches the TTS or the context."""
+    context = create_context()
+    if withdrawn_by == "smart_turn_incomplete":
+        verdict, first = ChosenVerdict(complete=False, until=generating(vllm_server)), []
+    else:
+        # The user speaks on while the reply is being generated, before Smart Turn answers.
+        verdict = ChosenVerdict(complete=True, until=seconds(30))
+        first = [SpeaksOnWhileGenerating(vllm_server)]
+    pipeline, tts = speculating_pipeline(vllm_server, tts_server, verdict, context, first)
+    tokens_before = await _generated_tokens(vllm_server)
+    seen = FrameLog()
+    await run_test(
+        pipeline,
+        frames_to_send=[*spoken_turn("tell me a long story"), SleepFrame(sleep=2.0)],
+        observers=[seen],
+    )
+    # At the session's end Pipecat writes the unfinished turn to the context and starts a reply
+    # that the closing pipeline cancels: the frames before the end are this test's.
+    during = seen.frames[: seen.index(EndFrame)]
+    assert [f.speculation for f in during if isinstance(f, LLMContextFrame)] == [True]
+    assert any(isinstance(f, EagerEndOfTurnCancelFrame) for f in during)
+    reply_frames = (LLMFullResponseStartFrame, LLMTextFrame, TTSStartedFrame, TTSAudioRawFrame)
+    assert not [f for f in during if isinstance(f, reply_frames)]
+    assert not [m for m in tts.sent if isinstance(m, tts_proto.Text)]
+    assert not [m for m in context.get_messages() if m["role"] == "assistant"]
+    # The story is 57 tokens, a few ms each: an aborted request stops after a few (and so does
+    # the reply the session's end cancels).
+    generated = await _generated_tokens(vllm_server) - tokens_before
+    assert generated < 40, f"vLLM generated {generated} tokens: the request was not aborted"
+
+
+async def test_a_confirmed_speculative_reply_is_spoken_unchanged(tts_server, vllm_server):
+    """Smart Turn confirms the turn after the LLM has started: the held reply goes on as it was
+    generated, with no second request, its first segment a clause spoken with the quickest
+    preset, and the context holds the turn and the reply."""
+    context = create_context()
+    verdict = ChosenVerdict(complete=True, until=generating(vllm_server))
+    pipeline, tts = speculating_pipeline(vllm_server, tts_server, verdict, context)
+    seen = FrameLog()
+    await run_test(
+        pipeline,
+        frames_to_send=[*spoken_turn("tell me a long story"), SleepFrame(sleep=8.0)],
+        observers=[seen],
+    )
+    # What the user aggregator asked of the LLM before the reply (the assistant aggregator pushes
+    # one more after it).
+    asked = seen.frames[: seen.index(LLMFullResponseStartFrame)]
+    requests = [f for f in asked if isinstance(f, LLMContextFrame)]
+    assert [f.speculation for f in requests] == [True], "the LLM ran more than once"
+    assert seen.index(UserStoppedSpeakingFrame) < seen.index(LLMFullResponseStartFrame)
+    reply = "".join(f.text for f in seen.frames if isinstance(f, LLMTextFrame))
+    assert reply == STORY
+    assert seen.index(TTSAudioRawFrame) < seen.index(TTSStoppedFrame)
+    segments = [m for m in tts.sent if isinstance(m, tts_proto.Text)]
+    assert segments[0].text.strip() == "Once upon a time,"
+    assert [m.preset for m in segments] == ["aggressive"] + ["balanced"] * (len(segments) - 1)
+    assert " ".join(m.text.strip() for m in segments) == STORY
+    assert context.get_messages() == [
+        {"role": "user", "content": "tell me a long story"},
+        {"role": "assistant", "content": STORY},
+    ]
+
+
+async def test_a_mid_sentence_pause_does_not_end_the_turn(
+    asr_server, tts_server, vllm_server, speech
+):
+    """The bot's turn-taking at its shortest VAD stop (0.1 s), on real audio through the ASR,
+    Silero and Smart Turn: a 0.5 s pause inside a sentence ends a speech segment, and Smart
+    Turn holds the turn open, so the turn ends once, after the whole sentence."""
+    context = create_context()
+    user, assistant = LLMContextAggregatorPair(
+        context, user_params=user_turn_params(BotConfig(vad_stop_secs=0.1))
+    )
+    pipeline = Pipeline(
+        [
+            NemotronSTTService(url=asr_server[1], latency_ms=160),
+            user,
+            llm_service(vllm_server),
+            NemotronTTSService(url=tts_server[1]),
+            assistant,
+        ]
+    )
+    # espeak-ng pads its speech with silence: trimmed, the pause is the 0.5 s between the parts.
+    first, rest = trimmed(speak("I would like to book")), trimmed(speak("a table for two."))
+    pcm = np.concatenate([silence(0.3), first, silence(0.5), rest, silence(2.0)])
+    seen = FrameLog()
+    await run_test(
+        pipeline,
+        frames_to_send=[*audio_frames(pcm, real_time=True), SleepFrame(sleep=4.0)],
+        observers=[seen],
+    )
+    vad_stops = [f for f in seen.frames if isinstance(f, VADUserStoppedSpeakingFrame)]
+    turn_ends = [i for i, f in enumerate(seen.frames) if isinstance(f, UserStoppedSpeakingFrame)]
+    assert len(vad_stops) >= 2, "the pause did not end a speech segment: the test tests nothing"
+    assert len(turn_ends) == 1, "the turn ended at the pause"
+    assert turn_ends[0] > seen.frames.index(vad_stops[-1])
