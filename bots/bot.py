@@ -44,6 +44,9 @@ from bots.turns import user_turn_params
 
 # The ASR service takes 16 kHz; asking the transport for it saves a resampling step.
 AUDIO_IN_SAMPLE_RATE = 16000
+# How long the greeting waits for the ASR and TTS sessions to open (they connect at pipeline
+# start); past it the greeting goes anyway and the services' reconnect loops keep trying.
+SESSIONS_READY_TIMEOUT = 5.0
 
 
 @dataclass
@@ -137,11 +140,18 @@ async def run_bot(transport: BaseTransport, config: BotConfig, handle_sigint: bo
     attach_latency_reporting(latency, worker.rtvi, config.latency_log)
     runner = WorkerRunner(handle_sigint=handle_sigint)
 
+    # The prompt prefix every turn shares, into vLLM's prefix cache while the client connects.
+    warm_llm = asyncio.create_task(services.llm.warm_prefix_cache())
+
     @transport.event_handler("on_client_connected")
     async def on_client_connected(transport, client):
         logger.info("client connected")
         if recorder:
             await recorder.start_recording()
+        # The first turn should find open sessions: the greeting waits for them.
+        for service in (services.stt, services.tts):
+            if not await service.wait_connected(SESSIONS_READY_TIMEOUT):
+                logger.warning(f"{service} not connected yet; the greeting goes without it")
         if config.greeting:
             await worker.queue_frames([TTSSpeakFrame(config.greeting)])
 
@@ -154,7 +164,10 @@ async def run_bot(transport: BaseTransport, config: BotConfig, handle_sigint: bo
         _save_recordings(recorder, Path(config.recordings_dir))
 
     await runner.add_workers(worker)
-    await runner.run()
+    try:
+        await runner.run()
+    finally:
+        warm_llm.cancel()
 
 
 def _save_recordings(recorder: AudioBufferProcessor, folder: Path) -> None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from openai import APIConnectionError, APITimeoutError
+import aiohttp
+from loguru import logger
+from openai import APIConnectionError, APITimeoutError, OpenAIError
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.nvidia.llm import NvidiaLLMService
 
 import settings
 from bots.tools import TOOLS
+from protocol.auth import bearer_header
 
 DEFAULT_URL = settings.address("llm", {})
 # The name `services.llm` serves the model under, whatever checkpoint the profile picked.
@@ -72,6 +75,7 @@ class NemotronLLMService(NvidiaLLMService):
             api_key=config.api_key, base_url=config.url, settings=default_settings, **kwargs
         )
         self._url = config.url
+        self._api_key = config.api_key
 
     async def get_chat_completions(self, context: LLMContext):
         try:
@@ -81,6 +85,44 @@ class NemotronLLMService(NvidiaLLMService):
         except APIConnectionError as e:
             # The base class logs and pushes this as an ErrorFrame; say where we looked.
             raise ConnectionError(f"cannot reach the LLM server at {self._url}: {e}") from e
+
+    async def warm_prefix_cache(self) -> dict | None:
+        """Sends the bot's system prompt and tools once (one token out), so that vLLM has the
+        prompt prefix every turn starts with in its prefix cache before the first turn. Returns
+        and logs the prefix-cache counters vLLM reports, None when it reports none."""
+        warm_up = create_context([{"role": "user", "content": "Hello!"}])
+        try:
+            for _ in range(2):  # the second request is the one that shows the hit
+                await self.run_inference(warm_up, max_tokens=1)
+        except OpenAIError as e:
+            logger.warning(f"{self}: LLM prefix cache not warmed ({e})")
+            return None
+        stats = await prefix_cache_stats(self._url, self._api_key)
+        if not stats or not stats["queries"]:
+            logger.info(f"{self}: prompt sent ahead; vLLM reports no prefix-cache use (is it off?)")
+        else:
+            logger.info(
+                f"{self}: prefix cache warmed: {stats['hits']:.0f} of {stats['queries']:.0f}"
+                " prompt tokens served from vLLM's prefix cache so far"
+            )
+        return stats
+
+
+async def prefix_cache_stats(url: str, api_key: str | None = None) -> dict | None:
+    """vLLM's prefix-cache counters from its /metrics: prompt tokens looked up and found."""
+    metrics_url = url.removesuffix("/").removesuffix("/v1") + "/metrics"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            async with http.get(metrics_url, headers=bearer_header(api_key)) as resp:
+                text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    stats = {"queries": 0.0, "hits": 0.0}
+    for line in text.splitlines():
+        for key in stats:
+            if line.startswith(f"vllm:prefix_cache_{key}_total"):
+                stats[key] += float(line.rsplit(" ", 1)[1])
+    return stats
 
 
 def create_context(messages: list[dict] | None = None) -> LLMContext:

@@ -26,6 +26,20 @@ class ServiceConnection:
         super().__init__(**RECONNECT_BACKOFF, **kwargs)
         self._url = url
         self._api_key = api_key
+        self._connected = asyncio.Event()
+
+    async def wait_connected(self, within: float) -> bool:
+        """Whether the service's session is open, waiting up to `within` seconds for it."""
+        try:
+            async with asyncio.timeout(within):
+                await self._connected.wait()
+        except TimeoutError:
+            return False
+        return self._open_websocket() is not None
+
+    async def _session_opened(self):
+        self._connected.set()
+        await self._call_event_handler("on_connected")
 
     async def _dial(self):
         """A new connection to the service, with the token if there is one."""
@@ -64,6 +78,7 @@ class ServiceConnection:
             logger.debug(f"{self}: error closing the connection: {e}")
         finally:
             self._websocket = None
+            self._connected.clear()
             await self._call_event_handler("on_disconnected")
 
     def _open_websocket(self):

@@ -78,7 +78,7 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
             raise ConnectionError(f"ASR service refused the session: {why}")
         self._websocket = websocket
         logger.info(f"{self}: connected ({msg.latency_ms} ms mode, {msg.model})")
-        await self._call_event_handler("on_connected")
+        await self._session_opened()
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         websocket = self._open_websocket()

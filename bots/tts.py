@@ -155,7 +155,7 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
         self._dropping_cancelled_audio = False
         self._release_segments()
         logger.info(f"{self}: connected to {self._url}")
-        await self._call_event_handler("on_connected")
+        await self._session_opened()
 
     async def _send(self, message: proto.ClientMessage) -> bool:
         websocket = self._open_websocket()

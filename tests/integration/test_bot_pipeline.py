@@ -380,3 +380,16 @@ async def test_a_mid_sentence_pause_does_not_end_the_turn(
     assert len(vad_stops) >= 2, "the pause did not end a speech segment: the test tests nothing"
     assert len(turn_ends) == 1, "the turn ended at the pause"
     assert turn_ends[0] > seen.frames.index(vad_stops[-1])
+
+
+async def test_the_llm_prefix_cache_is_warmed_with_the_bots_prompt(vllm_server):
+    """The warm-up sends the bot's own prompt (system prompt and tools) to vLLM and reads its
+    prefix-cache counters. The cpu-test profile runs vLLM with prefix caching off (its CPU build
+    cannot load NemotronH with it on), so vLLM reports no lookups there."""
+    served = await _vllm_metric(vllm_server, "vllm:request_success_total", '"stop"')
+    served += await _vllm_metric(vllm_server, "vllm:request_success_total", '"length"')
+    stats = await llm_service(vllm_server).warm_prefix_cache()
+    after = await _vllm_metric(vllm_server, "vllm:request_success_total", '"stop"')
+    after += await _vllm_metric(vllm_server, "vllm:request_success_total", '"length"')
+    assert after - served == 2
+    assert stats == {"queries": 0.0, "hits": 0.0}

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    EagerEndOfTurnCancelFrame,
     FunctionCallFromLLM,
     FunctionCallsStartedFrame,
     InterruptionFrame,
+    LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
@@ -28,6 +30,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.metrics.metrics import TurnMetricsData
 from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.processors.frameworks.rtvi import RTVIProcessor
 from pipecat.tests.utils import SleepFrame, run_test
@@ -246,3 +249,40 @@ async def test_a_reply_without_text_is_reported_unanswered_unless_a_tool_runs(tm
     silent, with_tool = records
     assert silent.unanswered == NO_TEXT and silent.total_ms is None
     assert with_tool.unanswered is None and None not in with_tool.moments_ms.values()
+
+
+def speculative_start() -> tuple:
+    return (0.002, lambda: LLMContextFrame(context=LLMContext(), speculation=True))
+
+
+async def test_speculative_starts_are_counted_with_the_turn_they_precede(tmp_path):
+    """A speculation withdrawn at a pause (the user went on) and one the turn's end kept are
+    both in the turn's record; the next turn starts from zero."""
+    steps = [
+        *user_speaks(0.5),
+        transcript(),
+        speculative_start(),
+        (0.05, lambda: VADUserStartedSpeakingFrame(start_secs=0.2)),
+        (0.0, EagerEndOfTurnCancelFrame),
+        (0.5, lambda: VADUserStoppedSpeakingFrame(stop_secs=STOP_SECS)),
+        transcript(),
+        speculative_start(),
+        smart_turn(complete=True),
+        (0.0, UserStoppedSpeakingFrame),
+        *reply(),
+        (0.3, BotStoppedSpeakingFrame),
+        *user_speaks(0.5),
+        transcript(),
+        smart_turn(complete=True),
+        (0.0, UserStoppedSpeakingFrame),
+        *reply(),
+    ]
+    records, lines, _ = await run_turns(steps, tmp_path)
+
+    assert [r.speculation for r in records] == [
+        {"started": 2, "discarded": 1, "kept": True},
+        {"started": 0, "discarded": 0, "kept": False},
+    ]
+    first = lines[0]
+    model = sum(s["ms"] for s in first["stages"] if s["kind"] == "model")
+    assert first["waits_ms"] == round(first["total_ms"] - model, 1)
