@@ -1,12 +1,14 @@
 """Voice-to-voice latency of the running bot, measured from outside, as a browser hears it.
 
     ./scripts/nemotron.sh bench [--turns 20] [--latency-mode 160] [--concurrency 1] [--out DIR]
+    ./scripts/nemotron.sh bench --report-only --out DIR --baseline EARLIER_DIR
     uv run --extra bench python -m scripts.v2v_bench --url http://localhost:7860 ...
 
 Each client connects over WebRTC (aiortc) and speaks the utterances at real-time pace over one
 connection, pausing after each reply. Per turn it measures from the last sample of speech sent
 to the first audible sample received, and keeps the bot's own breakdown of the same turn. Writes
-turns.jsonl, report.md and latency.png into --out.
+turns.jsonl, run.json (what the report says of the run and the machine), report.md and
+latency.png into --out; --report-only writes the last two again from the first two.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " (random weights do not speak), else espeak-ng",
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the pauses between turns")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="turns.jsonl of an earlier run (or its folder), to compare this run with",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run no turns: write report.md and latency.png again from --out's turns.jsonl",
+    )
     args = parser.parse_args(argv)
     if args.turns < 1 or args.concurrency < 1:
         parser.error("--turns and --concurrency must be at least 1")
@@ -83,7 +95,17 @@ async def run_client(args, index: int, spoken, progress: tqdm) -> list[dict]:
         await conn.close()
 
 
-async def main(args: argparse.Namespace) -> int:
+def read_turns(path: Path) -> list[dict]:
+    """The turns of a turns.jsonl, or of the one in folder `path`."""
+    if path.is_dir():
+        path = path / "turns.jsonl"
+    if not path.is_file():
+        raise ValueError(f"no turns.jsonl at {path}")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+async def run_turns(args: argparse.Namespace) -> None:
+    """Runs the clients; writes their turns.jsonl and run.json into --out."""
     voice = await pick_voice(args)
     source = "our TTS service" if voice == "tts" else "espeak-ng"
     logger.info(f"synthesizing the utterances of {args.utterances} with {source}")
@@ -109,18 +131,41 @@ async def main(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "turns.jsonl").open("w") as f:
         f.writelines(json.dumps(t) + "\n" for t in turns)
-    report.write(args.out / "report.md", turns, run, about)
+    # What the report says of the run and the machine, for --report-only to say again.
+    (args.out / "run.json").write_text(json.dumps({"run": run, "machine": about}, indent=2))
+
+
+def write_report(out: Path, baseline: list[dict] | None) -> None:
+    """report.md and latency.png from the turns.jsonl and run.json in `out`."""
+    turns = read_turns(out / "turns.jsonl")
+    described = out / "run.json"
+    if not described.is_file():
+        raise ValueError(f"no run.json in {out}: the report describes the run and machine from it")
+    meta = json.loads(described.read_text())
+    about = meta["machine"]
+    report.write(out / "report.md", turns, meta["run"], about, baseline)
     title = f"{about['profile']} profile · {about['gpu']} · {len(turns)} turns"
     if about["profile"] == "cpu-test":
         title += " · tiny test models on CPU, not GPU figures"
-    plot.write(args.out / "latency.png", turns, title)
+    plot.write(out / "latency.png", turns, title)
     heard = report.percentiles(report.present(t["v2v_ms"] for t in turns))
     if heard:
         logger.info(
             f"client voice-to-voice p50 {heard['p50']:.0f} ms, p90 {heard['p90']:.0f} ms,"
             f" max {heard['max']:.0f} ms over {heard['n']} answered turns"
         )
-    logger.info(f"wrote {args.out}/turns.jsonl, report.md, latency.png")
+
+
+async def main(args: argparse.Namespace) -> int:
+    # A bad baseline fails before the run rather than after it.
+    baseline = read_turns(args.baseline) if args.baseline else None
+    if not args.report_only:
+        await run_turns(args)
+    write_report(args.out, baseline)
+    written = (
+        "report.md, latency.png" if args.report_only else "turns.jsonl, report.md, latency.png"
+    )
+    logger.info(f"wrote {args.out}/{written}")
     return 0
 
 

@@ -52,6 +52,7 @@ async def converse(
             "text": utterance.text,
             "heard": transcript(conn, started),
             "kind": utterance.kind,
+            "pauses_ms": list(utterance.pauses_ms),
             "speech_s": round(utterance.seconds, 2),
             "v2v_ms": None if heard is None else round((heard - speech_end) * 1000, 1),
             "talked_over": conn.speaker.audible_between(started, speech_end),
@@ -59,6 +60,7 @@ async def converse(
                 r.get("talked_over_user")
                 for r in conn.server_messages(MESSAGE_KIND, after=started, before=time.time())
             ),
+            "cut_off": cut_off(conn, started, speech_end),
             "server": server,
         }
         total = (server or {}).get("total_ms")
@@ -77,6 +79,15 @@ def transcript(conn: BotConnection, since: float) -> str | None:
         if m.type == "user-transcription" and m.data.get("final") and m.arrived >= since
     ]
     return " ".join(t for t in finals if t) or None
+
+
+def cut_off(conn: BotConnection, started: float, speech_end: float) -> bool:
+    """Whether the bot ended the user's turn while the utterance was still being spoken (in one
+    of its pauses, say): `user-stopped-speaking` is the turn's end, not the VAD's."""
+    return any(
+        m.type == "user-stopped-speaking" and started < m.arrived < speech_end
+        for m in conn.messages
+    )
 
 
 async def greeting(conn: BotConnection):

@@ -80,4 +80,6 @@ def _flag(turn: dict) -> str:
         notes.append("late turn")
     if turn["talked_over"] or turn["server_talked_over"]:
         notes.append("talked over")
+    if turn.get("cut_off"):  # runs before it was recorded have no such field
+        notes.append("cut off")
     return ", ".join(notes)

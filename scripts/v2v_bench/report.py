@@ -1,5 +1,6 @@
 """The bench's report.md: percentiles of voice-to-voice on each side and of every stage, the
-transport between the two, the orchestration overhead, and the turns that need a look."""
+transport between the two, the orchestration overhead, the fixed waits, the turns that need a
+look, and optionally the medians against an earlier run's turns."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bots.latency import BOT, SETTING, STAGES
+from bots.latency import BOT, SETTING, STAGES, TurnRecord
 
 # The client's figure of a turn also holds the two WebRTC legs, which the bot cannot see, and
 # starts at the last sample sent rather than where the bot's VAD puts the end of speech. So it
@@ -38,6 +39,13 @@ CPU_TEST_WARNING = (
     " on a GPU. The tiny TTS's audio is mostly a constant offset, which the Opus codec removes:"
     " what the client hears of a reply is its onset.\n"
 )
+
+
+LABELS = {s.key: s.label for s in STAGES}
+# The stages spent waiting on a setting or a decision rather than on a model service.
+FIXED_WAITS = ("vad_stop", "turn_end", "llm_first_sentence")
+COMPARED_STAGES = (*FIXED_WAITS, "llm_first_token", "tts_first_audio")
+WAITS = "voice-to-voice less model stages"
 
 
 def percentiles(values: list[float]) -> dict[str, float] | None:
@@ -84,7 +92,18 @@ def stage_values(turns: list[dict], key: str) -> list[float]:
     return [ms for t in turns if (ms := stage_of(t, key).get("ms")) is not None]
 
 
-def write(path: Path, turns: list[dict], run: dict, machine: dict) -> None:
+def waits_ms(server: dict) -> float | None:
+    """The record's voice-to-voice less its model stages; records from before the bot sent it
+    get it from their moments, by today's stage kinds."""
+    if "waits_ms" in server:
+        return server["waits_ms"]
+    return TurnRecord("", 0, 0.0, server["moments_ms"], {}).waits_ms
+
+
+def write(
+    path: Path, turns: list[dict], run: dict, machine: dict, baseline: list[dict] | None = None
+) -> None:
+    """`baseline`: the turns of an earlier run, to compare this one with."""
     served = [t for t in turns if t["server"]]
     client = present(t["v2v_ms"] for t in turns)
     server = present(t["server"]["total_ms"] for t in served)
@@ -126,10 +145,16 @@ def write(path: Path, turns: list[dict], run: dict, machine: dict) -> None:
         "",
         *_overhead_note(served, overhead),
         "",
+        "## Fixed waits (ms)",
+        "",
+        *_fixed_waits(served),
+        "",
         "## Turns that need a look",
         "",
         *_flagged(turns),
     ]
+    if baseline is not None:
+        lines += ["", "## Against the baseline run", "", *_against(baseline, turns)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -176,10 +201,45 @@ def _overhead_note(served: list[dict], overhead: list[float]) -> list[str]:
     return lines
 
 
+def _fixed_waits(served: list[dict]) -> list[str]:
+    records = [t["server"] for t in served]
+    lines = [
+        "What voice-to-voice spends waiting rather than computing: the VAD's silence setting,"
+        " the turn detector's decision where it outlasts the ASR, and the LLM's first phrase"
+        f" before the TTS starts; the last row, {WAITS}, is these with the bot's own time.",
+        "",
+        *_header(),
+        *(_row(LABELS[key], stage_values(served, key)) for key in FIXED_WAITS),
+        _row(WAITS, present(waits_ms(r) for r in records)),
+        "",
+    ]
+    counted = [r["speculation"] for r in records if r.get("speculation")]
+    if not counted:
+        return [*lines, "- Speculative LLM starts: not recorded (the bot's records predate them)"]
+    started, discarded = (sum(c[k] for c in counted) for k in ("started", "discarded"))
+    return [
+        *lines,
+        f"- Speculative LLM starts (on the final transcript, before the turn's end): {started}",
+        f"- Discarded (the user went on, or the detector judged them unfinished): {discarded}",
+        f"- Turns answered by a kept speculation: {sum(bool(c['kept']) for c in counted)}",
+    ]
+
+
+def troubles(turns: list[dict]) -> dict[str, list[dict] | None]:
+    """The turns that need a look, by trouble; None where the turns did not record it."""
+    cut_recorded = all("cut_off" in t for t in turns)  # not by runs before it was
+    return {
+        "answered late": [t for t in turns if (t["server"] or {}).get("late_turn")],
+        "talked over the user": [t for t in turns if t["talked_over"] or t["server_talked_over"]],
+        "cut off": [t for t in turns if t["cut_off"]] if cut_recorded else None,
+        "unanswered": [t for t in turns if t["v2v_ms"] is None],
+    }
+
+
 def _flagged(turns: list[dict]) -> list[str]:
-    late = [t for t in turns if (t["server"] or {}).get("late_turn")]
-    over = [t for t in turns if t["talked_over"] or t["server_talked_over"]]
-    unanswered = [t for t in turns if t["v2v_ms"] is None]
+    found = troubles(turns)
+    late, over = found["answered late"], found["talked over the user"]
+    cut, unanswered = found["cut off"], found["unanswered"]
     lines = [f"- Answered late because the turn detector waited: {len(late)}"]
     lines += [f"  - {_name(t)}: {t['server']['late_turn']}" for t in late]
     lines += [f"- The bot started talking over the user: {len(over)}"]
@@ -187,8 +247,42 @@ def _flagged(turns: list[dict]) -> list[str]:
         seen = {"client": t["talked_over"], "bot": t["server_talked_over"]}
         by = " and ".join(side for side, flag in seen.items() if flag)
         lines.append(f"  - {_name(t)} (seen by the {by})")
+    cut_count = "not recorded" if cut is None else len(cut)
+    lines += [f"- Cut off (the bot ended the turn inside the utterance): {cut_count}"]
+    lines += [f"  - {_name(t)}: {t['text']!r}" for t in cut or []]
     lines += [f"- Unanswered (no audible reply): {len(unanswered)}"]
     for t in unanswered:
         why = (t["server"] or {}).get("unanswered") or "the bot sent no reason"
         lines.append(f"  - {_name(t)}: {t['text']!r}: {why}")
+    return lines
+
+
+def _medians(turns: list[dict]) -> dict[str, float | None]:
+    records = [t["server"] for t in turns if t["server"]]
+    values = {
+        "server voice-to-voice": present(r["total_ms"] for r in records),
+        WAITS: present(waits_ms(r) for r in records),
+        **{LABELS[key]: stage_values(turns, key) for key in COMPARED_STAGES},
+    }
+    return {name: float(np.median(v)) if v else None for name, v in values.items()}
+
+
+def _against(baseline: list[dict], turns: list[dict]) -> list[str]:
+    before, after = _medians(baseline), _medians(turns)
+    lines = [
+        f"The baseline: {len(baseline)} turns of an earlier run; this run: {len(turns)}.",
+        "",
+        "| ms | p50 before | p50 after | change |",
+        "|---|---|---|---|",
+    ]
+    for name, was in before.items():
+        now = after[name]
+        change = "—" if was is None or now is None else f"{now - was:+.0f}"
+        cells = ["—" if v is None else f"{v:.0f}" for v in (was, now)]
+        lines.append(f"| {name} | {' | '.join(cells)} | {change} |")
+    lines += ["", "| turns | before | after |", "|---|---|---|"]
+    counts = [troubles(baseline), troubles(turns)]
+    for name in counts[0]:
+        cells = ["not recorded" if c[name] is None else str(len(c[name])) for c in counts]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     return lines

@@ -1,9 +1,12 @@
 """The utterances the bench speaks: text from a file, audio from our TTS service or espeak-ng,
-trimmed to the speech and aligned so that the last sample of speech ends a 20 ms frame."""
+trimmed to the speech and aligned so that the last sample of speech ends a 20 ms frame. A line
+may hold pauses, `[pause 500ms]`: its parts are spoken separately and joined by that much
+digital silence, as a person hesitates mid-sentence."""
 
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import wave
@@ -22,15 +25,22 @@ LONG_WORDS = 8  # an utterance of this many words or more is a long one
 SPEECH_DBFS = -45.0
 ESPEAK_VOICE = "en-us"
 ESPEAK_WPM = 165
+FRAME_MS = FRAME * 1000 // RATE
+PAUSE = re.compile(r"\[pause([^\]]*)\]")
+PAUSE_MS = re.compile(r"\s*(\d+)\s*ms\s*")
+PAUSE_SHOWN = "…"
 
 
 @dataclass(frozen=True)
 class Utterance:
-    text: str
+    text: str  # each pause shown as PAUSE_SHOWN
     samples: np.ndarray  # 48 kHz int16, a whole number of frames, ending on the last speech sample
+    pauses_ms: tuple[int, ...] = ()
 
     @property
     def kind(self) -> str:
+        if self.pauses_ms:
+            return "pause"
         return "long" if len(self.text.split()) >= LONG_WORDS else "short"
 
     @property
@@ -45,6 +55,25 @@ def read_texts(path: Path) -> list[str]:
     if not texts:
         raise ValueError(f"{path} holds no utterances")
     return texts
+
+
+def parse(line: str) -> tuple[list[str], tuple[int, ...], str]:
+    """A line's parts to speak, the pauses between them in ms, and its text to show."""
+    parts = [part.strip() for part in PAUSE.split(line)[::2]]
+    pauses = []
+    for marker in PAUSE.finditer(line):
+        number = PAUSE_MS.fullmatch(marker[1])
+        ms = int(number[1]) if number else 0
+        # The microphone sends whole 20 ms frames: a pause is a whole number of them.
+        if ms <= 0 or ms % FRAME_MS:
+            raise ValueError(
+                f"{marker[0]!r} in {line!r}: write a pause as [pause Nms], N a positive"
+                f" multiple of {FRAME_MS}"
+            )
+        pauses.append(ms)
+    if not all(parts):
+        raise ValueError(f"{line!r}: a pause must stand between words")
+    return parts, tuple(pauses), PAUSE.sub(PAUSE_SHOWN, line)
 
 
 async def tts_available(tts_url: str) -> bool:
@@ -92,11 +121,18 @@ def prepare(samples: np.ndarray, rate: int) -> np.ndarray:
 
 async def load(path: Path, source: str, tts_url: str) -> list[Utterance]:
     """`source` is `tts` or `espeak`."""
+    lines = [parse(text) for text in read_texts(path)]  # a bad line fails before any synthesis
     utterances = []
-    for text in read_texts(path):
-        if source == "tts":
-            samples, rate = await synthesize_tts(tts_url, text)
-        else:
-            samples, rate = synthesize_espeak(text)
-        utterances.append(Utterance(text, prepare(samples, rate)))
+    for parts, pauses_ms, text in lines:
+        spoken = []
+        for part in parts:
+            if source == "tts":
+                samples, rate = await synthesize_tts(tts_url, part)
+            else:
+                samples, rate = synthesize_espeak(part)
+            spoken.append(prepare(samples, rate))
+        pieces = [spoken[0]]
+        for pause, part in zip(pauses_ms, spoken[1:], strict=True):
+            pieces += [np.zeros(RATE * pause // 1000, np.int16), part]
+        utterances.append(Utterance(text, np.concatenate(pieces), pauses_ms))
     return utterances

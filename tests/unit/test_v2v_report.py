@@ -16,7 +16,17 @@ RUN = {
 }
 
 
+# Speculative starts per turn: 5 started, 2 discarded, 2 turns answered by a kept one.
+SPECULATION = {
+    1: {"started": 1, "discarded": 0, "kept": True},
+    2: {"started": 3, "discarded": 2, "kept": False},
+    3: {"started": 1, "discarded": 0, "kept": True},
+}
+
+
 def server_record(turn: int, turn_end: float = 320.0, late: str | None = None) -> dict:
+    """Stages: VAD 200, ASR 30, turn decision turn_end - 230, to LLM 1, first token 59, first
+    phrase 30, TTS 160, to transport 2: voice-to-voice less model stages is turn_end + 3."""
     moments = [200.0, 230.0, turn_end, turn_end + 1, turn_end + 60, turn_end + 90]
     moments += [turn_end + 250, turn_end + 252]
     keys = ["vad_stop", "transcript", "turn_end", "llm_request", "llm_first_token"]
@@ -24,21 +34,26 @@ def server_record(turn: int, turn_end: float = 320.0, late: str | None = None) -
     owners = dict.fromkeys(keys, "SomeService#0")
     record = TurnRecord("s1", turn, 1000.0 + turn, dict(zip(keys, moments, strict=True)), owners)
     record.late_turn = late
+    record.speculation = SPECULATION.get(turn, {})
     return record.message()
 
 
-def client_turn(turn: int, v2v: float | None, server: dict | None, over: bool = False) -> dict:
+def client_turn(
+    turn: int, v2v: float | None, server: dict | None, over: bool = False, cut: bool = False
+) -> dict:
     total = server["total_ms"] if server else None
     return {
         "client": 1,
         "turn": turn,
         "at": 1000.0 + turn,
         "text": f"utterance {turn}",
-        "kind": "short",
+        "kind": "pause" if cut else "short",
+        "pauses_ms": [500] if cut else [],
         "speech_s": 1.0,
         "v2v_ms": v2v,
         "talked_over": over,
         "server_talked_over": False,
+        "cut_off": cut,
         "server": server,
         "transport_ms": None if v2v is None or total is None else v2v - total,
     }
@@ -49,7 +64,7 @@ def turns() -> list[dict]:
     return [
         client_turn(1, 820.0, server_record(1)),
         client_turn(2, 1780.0, late),
-        client_turn(3, 790.0, server_record(3), over=True),
+        client_turn(3, 790.0, server_record(3), over=True, cut=True),
         client_turn(4, None, None),
     ]
 
@@ -76,3 +91,70 @@ def test_report_and_plot(tmp_path):
 
     plot.write(tmp_path / "latency.png", turns(), "test")
     assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
+
+
+# Turn decision over the three answered turns: 90, 1020, 90 ms; less model stages: 323, 1253, 323.
+DECISION_ROW = "| turn decision | 3 | 90 | 90 | 834 | 1001 | 1020 |"
+WAITS_ROW = "| voice-to-voice less model stages | 3 | 323 | 323 | 1067 | 1234 | 1253 |"
+
+
+def section(text: str, title: str) -> str:
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_fixed_waits_and_cut_off_turns(tmp_path):
+    report.write(tmp_path / "report.md", turns(), RUN, MACHINE)
+    text = (tmp_path / "report.md").read_text()
+    waits = section(text, "Fixed waits (ms)")
+    assert "| VAD silence | 3 | 200 | 200 | 200 | 200 | 200 |" in waits
+    assert DECISION_ROW in waits
+    assert "| LLM first phrase | 3 | 30 | 30 | 30 | 30 | 30 |" in waits
+    assert WAITS_ROW in waits
+    assert "- Speculative LLM starts (on the final transcript, before the turn's end): 5" in waits
+    assert "the detector judged them unfinished): 2" in waits
+    assert "- Turns answered by a kept speculation: 2" in waits
+    flagged = section(text, "Turns that need a look")
+    assert "- Cut off (the bot ended the turn inside the utterance): 1" in flagged
+    assert "  - client 1 turn 3: 'utterance 3'" in flagged
+
+
+def old(turn: dict) -> dict:
+    """A turn as runs recorded it before the cut-off, the waits and the speculation counts."""
+    turn = {k: v for k, v in turn.items() if k not in ("cut_off", "pauses_ms")}
+    if turn["server"]:
+        drop = ("waits_ms", "speculation")
+        turn["server"] = {k: v for k, v in turn["server"].items() if k not in drop}
+    return turn
+
+
+def test_older_records_get_their_waits_from_their_moments(tmp_path):
+    report.write(tmp_path / "report.md", [old(t) for t in turns()], RUN, MACHINE)
+    text = (tmp_path / "report.md").read_text()
+    assert WAITS_ROW in section(text, "Fixed waits (ms)")
+    assert "- Speculative LLM starts: not recorded" in text
+    assert "- Cut off (the bot ended the turn inside the utterance): not recorded" in text
+
+
+def test_against_the_baseline(tmp_path):
+    # The baseline: one turn the detector held for 1020 ms, one unanswered, before cut-offs.
+    baseline = [old(client_turn(1, 1780.0, server_record(5, turn_end=1250.0))), old(turns()[3])]
+    report.write(tmp_path / "report.md", turns(), RUN, MACHINE, baseline=baseline)
+    text = (tmp_path / "report.md").read_text()
+    against = section(text, "Against the baseline run")
+    assert "The baseline: 2 turns of an earlier run; this run: 4." in against
+    for row in (
+        "| server voice-to-voice | 1502 | 572 | -930 |",
+        "| voice-to-voice less model stages | 1253 | 323 | -930 |",
+        "| VAD silence | 200 | 200 | +0 |",
+        "| turn decision | 1020 | 90 | -930 |",
+        "| LLM first phrase | 30 | 30 | +0 |",
+        "| LLM first token | 59 | 59 | +0 |",
+        "| TTS first audio | 160 | 160 | +0 |",
+        "| answered late | 0 | 1 |",
+        "| talked over the user | 0 | 1 |",
+        "| cut off | not recorded | 1 |",
+        "| unanswered | 1 | 1 |",
+    ):
+        assert row in against
+    report.write(tmp_path / "report.md", turns(), RUN, MACHINE)
+    assert "Against the baseline" not in (tmp_path / "report.md").read_text()
