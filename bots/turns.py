@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 
 from loguru import logger
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.audio.vad.vad_analyzer import VAD_STOP_SECS, VADParams
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     Frame,
@@ -29,6 +30,9 @@ from pipecat.turns.user_stop import NormalizedMatch, TurnAnalyzerUserTurnStopStr
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from bots.config import BotConfig
+
+# The VAD stop Pipecat tunes Smart Turn for (0.2 s).
+SECOND_LOOK_SILENCE_SECS = VAD_STOP_SECS
 
 
 class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
@@ -82,6 +86,15 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
 
     async def _judge(self, frame: VADUserStoppedSpeakingFrame):
         await super()._handle_vad_user_stopped_speaking(frame)
+        if not self._turn_complete and frame.stop_secs < SECOND_LOOK_SILENCE_SECS:
+            # Smart Turn judges a finished turn "incomplete" more often on less trailing
+            # silence than it was tuned with: asked again at that silence, it rescues those
+            # turns from its 1 s fallback, and the speculative reply runs on meanwhile.
+            await asyncio.sleep(SECOND_LOOK_SILENCE_SECS - frame.stop_secs)
+            state, prediction = await self._turn_analyzer.analyze_end_of_turn()
+            await self._handle_prediction_result(prediction)
+            self._turn_complete = state == EndOfTurnState.COMPLETE
+            await self._maybe_trigger_user_turn_stopped()
         if not self._turn_complete:
             await self._withdraw("Smart Turn judged the turn incomplete")
 

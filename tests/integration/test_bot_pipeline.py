@@ -165,13 +165,17 @@ def trimmed(pcm: np.ndarray) -> np.ndarray:
 
 
 class ChosenVerdict(BaseTurnAnalyzer):
-    """Smart Turn's place in the turn strategy, answering `complete` once `until` returns, so a
-    test decides what Smart Turn would say about speech it never hears, and when."""
+    """Smart Turn's place in the turn strategy, answering `complete` once `until` returns (and
+    `again` if asked a second time), so a test decides what Smart Turn would say about speech it
+    never hears, and when."""
 
-    def __init__(self, complete: bool, until):
+    def __init__(self, complete: bool, until, again: bool | None = None):
         super().__init__()
-        self._state = EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE
+        self._answers = [complete, complete if again is None else again]
         self._until = until
+
+    def _state(self, complete: bool) -> EndOfTurnState:
+        return EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE
 
     @property
     def speech_triggered(self) -> bool:
@@ -185,8 +189,10 @@ class ChosenVerdict(BaseTurnAnalyzer):
         return EndOfTurnState.INCOMPLETE
 
     async def analyze_end_of_turn(self):
-        await self._until()
-        return self._state, None
+        if len(self._answers) == 2:
+            await self._until()
+        answer = self._answers.pop(0) if len(self._answers) > 1 else self._answers[0]
+        return self._state(answer), None
 
     def clear(self):
         pass
@@ -237,12 +243,12 @@ def speculating_pipeline(vllm_server, tts_server, verdict, context, first=()):
     return Pipeline([*first, user, llm_service(vllm_server), tts, assistant]), tts
 
 
-def spoken_turn(text: str) -> list:
+def spoken_turn(text: str, stop_secs: float = 0.2) -> list:
     """A user turn as the VAD and the ASR report it: speech, its end, the final transcript."""
     return [
         VADUserStartedSpeakingFrame(start_secs=0.2),
         SleepFrame(sleep=0.3),
-        VADUserStoppedSpeakingFrame(stop_secs=0.1),
+        VADUserStoppedSpeakingFrame(stop_secs=stop_secs),
         TranscriptionFrame(text, "user", time_now_iso8601(), finalized=True),
     ]
 
@@ -345,6 +351,30 @@ async def test_a_confirmed_speculative_reply_is_spoken_unchanged(tts_server, vll
         {"role": "user", "content": "tell me a long story"},
         {"role": "assistant", "content": STORY},
     ]
+
+
+async def test_smart_turn_has_a_second_look_at_a_short_vad_stop(tts_server, vllm_server):
+    """At a VAD stop shorter than Smart Turn is tuned for, an "incomplete" is asked again once
+    the silence reaches 0.2 s; a "complete" then ends the turn with the speculative reply that
+    ran on meanwhile."""
+    context = create_context()
+    verdict = ChosenVerdict(complete=False, until=generating(vllm_server), again=True)
+    pipeline, _ = speculating_pipeline(vllm_server, tts_server, verdict, context)
+    seen = FrameLog()
+    await run_test(
+        pipeline,
+        frames_to_send=[*spoken_turn("hello there", stop_secs=0.1), SleepFrame(sleep=4.0)],
+        observers=[seen],
+    )
+    asked = seen.frames[: seen.index(LLMFullResponseStartFrame)]
+    assert [f.speculation for f in asked if isinstance(f, LLMContextFrame)] == [True]
+    assert not any(isinstance(f, EagerEndOfTurnCancelFrame) for f in asked)
+    reply = "".join(f.text for f in seen.frames if isinstance(f, LLMTextFrame))
+    assert context.get_messages() == [
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": reply},
+    ]
+    assert reply == "Hello! How can I help you today?"
 
 
 async def test_a_mid_sentence_pause_does_not_end_the_turn(
