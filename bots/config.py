@@ -36,7 +36,7 @@ class BotConfig:
     tts_preset: str = field(default_factory=lambda: _env("TTS_PRESET", "balanced"))
     tts_first_clause: bool = field(default_factory=lambda: _flag("TTS_FIRST_CLAUSE", True))
     vad_start_secs: float = field(default_factory=lambda: float(_env("VAD_START_SECS", "0.2")))
-    vad_stop_secs: float = field(default_factory=lambda: float(_env("VAD_STOP_SECS", "0.15")))
+    vad_stop_secs: float = field(default_factory=lambda: float(_env("VAD_STOP_SECS", "0.2")))
     vad_confidence: float = field(default_factory=lambda: float(_env("VAD_CONFIDENCE", "0.7")))
     smart_turn_stop_secs: float = field(
         default_factory=lambda: float(_env("SMART_TURN_STOP_SECS", "1.0"))

@@ -394,7 +394,7 @@ class FirstAudio(FrameProcessor):
 
 
 async def test_a_mid_sentence_pause_does_not_end_the_turn(asr_server, tts_server, vllm_server):
-    """The bot's turn-taking as it ships (VAD stop 0.15 s, speculative replies), on real audio
+    """The bot's turn-taking as it ships (its VAD stop, speculative replies), on real audio
     through the ASR and Silero: a 0.5 s pause inside a sentence ends a speech segment, the ASR
     finalizes it and the LLM starts on it, and while the turn detector says "incomplete" nothing
     else ends the turn (no fallback, no speculation); it ends once, after the sentence.
