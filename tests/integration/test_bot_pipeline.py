@@ -395,9 +395,9 @@ class FirstAudio(FrameProcessor):
 
 async def test_a_mid_sentence_pause_does_not_end_the_turn(asr_server, tts_server, vllm_server):
     """The bot's turn-taking as it ships (its VAD stop, speculative replies), on real audio
-    through the ASR and Silero: a 0.5 s pause inside a sentence ends a speech segment, the ASR
-    finalizes it and the LLM starts on it, and while the turn detector says "incomplete" nothing
-    else ends the turn (no fallback, no speculation); it ends once, after the sentence.
+    through the ASR and Silero: a 0.5 s pause inside a sentence ends a speech segment and the ASR
+    finalizes it, and while the turn detector says "incomplete" nothing else ends the turn (no
+    fallback, no speculation); it ends once, after the sentence.
 
     The turn detector answers "complete" only once all the speech is in: what Smart Turn itself
     makes of espeak-ng's half sentences is not stable enough for a test (it takes most of them for
@@ -446,7 +446,6 @@ async def test_a_mid_sentence_pause_does_not_end_the_turn(asr_server, tts_server
     assert vad_stops[0].stop_secs == config.vad_stop_secs
     assert len(turn_ends) == 1, "the turn ended at the pause"
     assert turn_ends[0] > seen.frames.index(vad_stops[-1])
-    assert any(isinstance(f, EagerEndOfTurnCancelFrame) for f in seen.frames[: turn_ends[0]])
     assert [m["role"] for m in context.get_messages()] == ["user", "assistant"]
 
 
