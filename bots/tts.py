@@ -67,6 +67,10 @@ class FirstClauseAggregator(SimpleTextAggregator):
         return len(self._text.split())
 
     async def aggregate(self, text: str):
+        if self._aggregation_type == TextType.TOKEN:  # tokens pass straight through
+            async for aggregation in super().aggregate(text):
+                yield aggregation
+            return
         for char in text:
             async for aggregation in super().aggregate(char):
                 self.first_pending = False
