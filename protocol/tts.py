@@ -237,7 +237,8 @@ class Voices(Message):
     default_language: str
     sample_rate: int
     encoding: str = ENCODING
-    normalization: dict[str, str] = field(default_factory=dict)  # per language: on, or why not
+    # per language: "nemo" (NeMo's grammar), "fallback: why" (the pure-Python one), "off: why"
+    normalization: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import settings
 from services.common.cli import ServiceParser, run_service, server_settings
-from services.tts.normalize import DEFAULT_CACHE_DIR
+from services.tts.normalize import CHOICES, DEFAULT_CACHE_DIR
 
 DESCRIPTION = "Magpie TTS over WebSocket and HTTP, streamed, with per-session state."
 
@@ -34,6 +34,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path(parser.env("TN_CACHE_DIR", str(DEFAULT_CACHE_DIR))),
         help="where text normalisation grammars are cached (default: %(default)s)",
     )
+    parser.add_argument(
+        "--text-normalizer",
+        choices=CHOICES,
+        default=parser.env("TEXT_NORMALIZER", "auto"),
+        help="numbers, dates and money as words: NeMo's grammar where it loads, else the"
+        " pure-Python fallback (auto); only NeMo's (nemo); the fallback everywhere; off",
+    )
     return parser.parse_args(argv)
 
 
@@ -47,6 +54,7 @@ def build(args: argparse.Namespace):
             default_voice=args.default_voice,
             default_language=args.default_language,
             tn_cache_dir=args.tn_cache_dir,
+            text_normalizer=args.text_normalizer,
         )
     )
 

@@ -35,6 +35,7 @@ class Settings(ServiceSettings):
     default_voice: str | None = None  # None: the checkpoint's first voice
     default_language: str = "en"
     tn_cache_dir: Path = DEFAULT_CACHE_DIR
+    text_normalizer: str = "auto"  # auto | nemo | fallback | off
 
 
 class TtsService(ModelService[Settings, TtsMetrics]):
@@ -66,7 +67,7 @@ class TtsService(ModelService[Settings, TtsMetrics]):
                 + (f" and {context.right} of future" if context.right else "")
                 + " per chunk keep streamed joins within half a 16-bit step of a full decode"
             )
-            normalizer = TextNormalizer(languages, s.tn_cache_dir)
+            normalizer = TextNormalizer(languages, s.tn_cache_dir, choice=s.text_normalizer)
             engine = Engine(model, s.device, context, on_step=self.metrics.on_step)
             self.speech = Speech(
                 engine,

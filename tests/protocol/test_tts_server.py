@@ -4,6 +4,7 @@ the OpenAI client."""
 import asyncio
 import io
 import json
+import re
 import wave
 
 import aiohttp
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import websockets
 from aiohttp.test_utils import TestServer
+from loguru import logger
 
 from protocol import tts as proto
 from services.tts.server import Settings, TtsService
@@ -289,7 +291,30 @@ async def test_not_ready_until_the_model_is_loaded(make_server):
             health = await resp.json()
             assert resp.status == 200 and health["status"] == "ready"
     assert health["voices"] == ["speaker_0", "speaker_1"] and health["languages"] == ["en", "de"]
-    assert health["normalization"]["en"] == "on"
+    assert health["normalization"]["en"] == "nemo"
+
+
+async def test_with_the_fallback_normaliser_forced_the_synthesised_text_has_no_digits(make_server):
+    """TTS_TEXT_NORMALIZER=fallback, as on aarch64: the text each segment synthesises is in the
+    log at LOG_LEVEL=DEBUG, with the time and the price as words."""
+    said = []
+    sink = logger.add(lambda line: said.append(line.record["message"]), level="DEBUG")
+    try:
+        _, url, http = await make_server(text_normalizer="fallback")
+        spoken = await speak(url, "It is 3:30 pm and costs $12.50")
+    finally:
+        logger.remove(sink)
+    assert spoken.audio.size and isinstance(spoken.end, proto.Done)
+    synthesised = [m.split("): ", 1)[1] for m in said if re.search(r": segment 1 \(", m)]
+    assert synthesised == ["'It is three thirty PM and costs twelve dollars fifty cents'"]
+    assert not re.search(r"\d", synthesised[0])
+    async with aiohttp.ClientSession() as client:
+        async with client.get(f"{http}/health") as resp:
+            health = await resp.json()
+        async with client.get(f"{http}{proto.VOICES_PATH}") as resp:
+            voices = await resp.json()
+    chosen = "fallback: chosen (TTS_TEXT_NORMALIZER=fallback)"
+    assert health["normalization"] == voices["normalization"] == {"en": chosen, "de": chosen}
 
 
 async def test_api_key_is_required_when_set(make_server):

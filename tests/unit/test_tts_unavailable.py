@@ -1,5 +1,6 @@
-"""What the TTS cannot do on this machine, and how it says so: text normalisation where
-nemo_text_processing is missing (aarch64), Japanese without pyopenjtalk's dictionary."""
+"""What the TTS cannot do on this machine, and how it says so: NeMo's text normalisation where
+nemo_text_processing is missing (aarch64, where the fallback takes over), Japanese without
+pyopenjtalk's dictionary."""
 
 import pytest
 
@@ -10,12 +11,14 @@ from services.tts.speech import find_language
 
 
 @pytest.mark.parametrize("machine", ["aarch64", "arm64"])
-def test_on_arm_the_missing_normalisation_is_reported_with_its_reason(monkeypatch, machine):
+async def test_on_arm_the_fallback_normalises_and_says_why(monkeypatch, machine):
     monkeypatch.setattr(normalize, "available", lambda: False)
     normalizer = TextNormalizer(["en", "de"], machine=machine)
     reason = normalizer.unavailable["text_normalization"]
-    assert f"on {machine}" in reason and "pynini" in reason and "read as written" in reason
-    assert all(machine in s and s.startswith("off:") for s in normalizer.status.values())
+    assert f"on {machine}" in reason and "pynini" in reason
+    assert "the fallback normaliser does en, de" in reason
+    assert all(s.startswith("fallback:") and machine in s for s in normalizer.status.values())
+    assert await normalizer.normalize("It costs $5.", "en") == "It costs five dollars."
     normalizer.close()
 
 
@@ -24,14 +27,16 @@ def test_the_platform_comes_from_the_machine(monkeypatch):
     monkeypatch.setattr(normalize.platform, "machine", lambda: "aarch64")
     assert "on aarch64" in TextNormalizer(["en"]).unavailable["text_normalization"]
     monkeypatch.setattr(normalize.platform, "machine", lambda: "x86_64")
-    assert TextNormalizer(["en"]).status == {"en": "off: nemo_text_processing is not installed"}
+    assert TextNormalizer(["en"]).status == {
+        "en": "fallback: nemo_text_processing is not installed"
+    }
 
 
-def test_with_normalisation_nothing_is_reported(monkeypatch):
-    monkeypatch.setattr(normalize, "available", lambda: True)
+def test_with_nemos_grammar_nothing_is_reported(monkeypatch):
+    monkeypatch.setattr(normalize, "grammar_import_error", lambda machine=None: None)
     monkeypatch.setattr(normalize, "has_grammar", lambda language: True)
     normalizer = TextNormalizer(["en"], machine="x86_64")
-    assert normalizer.unavailable == {} and normalizer.status == {"en": "on"}
+    assert normalizer.unavailable == {} and normalizer.status == {"en": "nemo"}
     normalizer.close()
 
 
