@@ -80,6 +80,8 @@ We are open 9-5 on weekdays. | We are open nine to five on weekdays. | no
 Music from the 1990s. | Music from the nineteen nineties. | yes
 I paid £3.20. | I paid three pounds twenty pence. | yes
 The gate is No. 7. | The gate is number seven. | no
+It is 3:30 PM on Friday, November 27, 2026. | It is three thirty PM on Friday, november twenty seventh, twenty twenty six. | yes
+The result is 12 × 7 = 84. | The result is twelve times seven equals eighty four. | yes
 """,
 )
 

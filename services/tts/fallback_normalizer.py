@@ -34,7 +34,7 @@ CURRENCY_NAMES = {
     ("en", "JPY"): (("yen", "yen"), ()),
 }
 # What follows a clock time: "pm" (its letter is the rule's third group), "Uhr".
-CLOCK_SUFFIXES = {"en": r"\s*([ap])(?:\.m\.|m)(?!\w)", "de": r"\s*(Uhr)\b"}
+CLOCK_SUFFIXES = {"en": r"\s*([apAP])(?:\.[mM]\.|[mM])(?!\w)", "de": r"\s*(Uhr)\b"}
 # "5-10": "five to ten".
 RANGE_WORDS = {"en": "to", "de": "bis", "es": "a", "fr": "à", "it": "a"}
 # Phone numbers as each country writes them: read digit by digit, group by group.

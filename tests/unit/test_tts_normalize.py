@@ -84,6 +84,17 @@ async def test_a_failing_grammar_hands_over_to_the_fallback(english, monkeypatch
     normalizer.close()
 
 
+async def test_german_gets_the_fallback_unless_nemos_grammar_is_asked_for():
+    # NeMo's German grammar reads "12,50 €" as "zwölf komma fünf null €" (tests/bench).
+    normalizer = TextNormalizer(["de"])
+    assert normalizer.status["de"].startswith("fallback: preferred to NeMo's German grammar")
+    assert await normalizer.normalize("Es kostet 12,50 €.", "de") == (
+        "Es kostet zwölf Euro und fünfzig Cent."
+    )
+    if normalize.grammar_import_error() is None:
+        assert TextNormalizer(["de"], choice="nemo").status["de"] == "nemo"
+
+
 async def test_choosing_the_fallback_or_nothing():
     fallback = TextNormalizer(["en"], choice="fallback")
     assert fallback.status == {"en": "fallback: chosen (TTS_TEXT_NORMALIZER=fallback)"}
