@@ -146,7 +146,7 @@ VOICES = tts.Voices(
     languages=["en", "de"],
     default_language="en",
     sample_rate=22050,
-    normalization={"en": "on", "de": "off: no grammars"},
+    normalization={"en": "nemo", "de": "fallback: no grammars"},
 )
 TTS_HTTP = [
     (
@@ -158,7 +158,7 @@ TTS_HTTP = [
             "default_language": "en",
             "sample_rate": 22050,
             "encoding": "pcm_s16le",
-            "normalization": {"en": "on", "de": "off: no grammars"},
+            "normalization": {"en": "nemo", "de": "fallback: no grammars"},
         },
     ),
     (
@@ -177,7 +177,7 @@ TTS_HTTP = [
             sample_rate=22050,
             voices=["aria"],
             languages=["en"],
-            normalization={"en": "on"},
+            normalization={"en": "nemo"},
         ),
         {
             "status": "ready",
@@ -186,7 +186,7 @@ TTS_HTTP = [
             "sample_rate": 22050,
             "voices": ["aria"],
             "languages": ["en"],
-            "normalization": {"en": "on"},
+            "normalization": {"en": "nemo"},
         },
     ),
     (
