@@ -144,9 +144,8 @@ class TextNormalizer:
             if status == NEMO:
                 logger.info(f"text normalisation for {language}: NeMo's grammar")
             elif status.startswith(FALLBACK):
-                logger.info(
-                    f"text normalisation for {language}: the fallback normaliser ({status})"
-                )
+                why = status.removeprefix(f"{FALLBACK}: ")
+                logger.info(f"text normalisation for {language}: the fallback normaliser ({why})")
             else:
                 logger.warning(
                     f"text normalisation for {language}: {status} (numbers and abbreviations are"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from loguru import logger
 
 from protocol import tts as proto
 from services.tts.decoder import Request
@@ -88,6 +89,7 @@ class Speech:
             done.set_exception(error)
 
         text = await self.normalizer.normalize(text, language)
+        logger.debug(f"speech ({language}, seed {seed}): {text!r}")
         request = Request(text, self.resolve_voice(voice).speaker, language, seed)
         job = self.engine.open(
             request, preset, lambda _, chunk: chunks.append(chunk), on_done, on_error
