@@ -68,6 +68,7 @@ def create_voice_services(config: BotConfig) -> VoiceServices:
         latency_ms=config.asr_latency_ms,
         language=config.asr_language or None,
         api_key=api_key,
+        reconnect_buffer_secs=config.asr_reconnect_buffer_secs,
     )
     tts = NemotronTTSService(
         url=config.tts_url,

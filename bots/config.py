@@ -27,6 +27,10 @@ class BotConfig:
     asr_url: str = field(default_factory=lambda: settings.address("asr"))
     asr_latency_ms: int = field(default_factory=lambda: int(_env("ASR_LATENCY_MS", "160")))
     asr_language: str = field(default_factory=lambda: _env("ASR_LANGUAGE", ""))
+    # The user's audio held while the ASR service is unreachable, sent when it is back.
+    asr_reconnect_buffer_secs: float = field(
+        default_factory=lambda: float(_env("ASR_RECONNECT_BUFFER_SECS", "30"))
+    )
     tts_url: str = field(default_factory=lambda: settings.address("tts"))
     tts_voice: str = field(default_factory=lambda: _env("TTS_VOICE", ""))
     tts_language: str = field(default_factory=lambda: _env("TTS_LANGUAGE", "en"))
@@ -61,6 +65,10 @@ class BotConfig:
             raise ValueError(
                 f"VAD_STOP_SECS={self.vad_stop_secs}: use {MIN_VAD_STOP_SECS} to"
                 f" {MAX_VAD_STOP_SECS} seconds"
+            )
+        if not 0 <= self.asr_reconnect_buffer_secs <= 600:
+            raise ValueError(
+                f"ASR_RECONNECT_BUFFER_SECS={self.asr_reconnect_buffer_secs}: use 0 to 600 seconds"
             )
         for name in ("tts_first_preset", "tts_preset"):
             if getattr(self, name) not in PRESETS:

@@ -3,6 +3,10 @@
 Audio goes out as it arrives. When VAD says the user stopped, the turn is finalized with
 `reset` + `request_finalize()`, and the final transcript is pushed through `confirm_finalize()`,
 so the turn strategy ends the user turn the moment the text is in, with no fixed wait.
+
+While the ASR service is unreachable (restarting, say), the audio and the turn ends are held
+(`OutageBuffer`, `ASR_RECONNECT_BUFFER_SECS`) and sent in order, as fast as the socket takes them,
+once the session is open again: a turn spoken during the outage is transcribed late, not lost.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import WebsocketSTTService
 from pipecat.utils.time import time_now_iso8601
 
+from bots.outage_buffer import FINALIZE, OutageBuffer
 from bots.service_connection import ServiceConnection
 from protocol import asr as proto
 
@@ -31,6 +36,7 @@ from protocol import asr as proto
 # generous P99 for the turn strategy's fallback when no final transcript comes at all.
 ASR_TTFS_P99_SECONDS = 0.5
 READY_TIMEOUT_SECONDS = 10.0
+DEFAULT_RECONNECT_BUFFER_SECS = 30.0
 
 
 class NemotronSTTService(ServiceConnection, WebsocketSTTService):
@@ -45,6 +51,7 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         language: str | None = None,
         api_key: str | None = None,
         ttfs_p99_latency: float = ASR_TTFS_P99_SECONDS,
+        reconnect_buffer_secs: float = DEFAULT_RECONNECT_BUFFER_SECS,
         **kwargs,
     ):
         query = {k: v for k, v in {"latency_ms": latency_ms, "language": language}.items() if v}
@@ -56,6 +63,13 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
             **kwargs,
         )
         self._resampler = create_stream_resampler()
+        self._held = OutageBuffer(reconnect_buffer_secs)
+        self._replay_task: asyncio.Task | None = None
+
+    @property
+    def held(self) -> OutageBuffer:
+        """The audio and turn ends waiting for the ASR session (empty while it is up)."""
+        return self._held
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -79,16 +93,54 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         self._websocket = websocket
         logger.info(f"{self}: connected ({msg.latency_ms} ms mode, {msg.model})")
         await self._session_opened()
+        if self._held and not self._replaying:
+            self._replay_task = self.create_task(self._replay(websocket))
+
+    async def _disconnect(self):
+        if self._replaying:
+            await self.cancel_task(self._replay_task, timeout=1.0)
+        await super()._disconnect()
+
+    @property
+    def _replaying(self) -> bool:
+        return self._replay_task is not None and not self._replay_task.done()
+
+    async def _replay(self, websocket):
+        """Sends what was held during the outage, in order; what comes meanwhile queues behind."""
+        seconds, dropped = self._held.held_seconds, self._held.dropped_seconds
+        logger.info(
+            f"{self}: sending {seconds:.1f} s of audio held while the ASR was unreachable"
+            + (f" ({dropped:.1f} s more did not fit ASR_RECONNECT_BUFFER_SECS)" if dropped else "")
+        )
+        while self._held:
+            item = self._held.pop()
+            try:
+                if item is FINALIZE:
+                    self.request_finalize()
+                    await websocket.send(proto.Reset(finalize=True).to_json())
+                else:
+                    await websocket.send(item)
+            except Exception as e:  # down again: the rest waits for the next session
+                self._held.push_back(item)
+                logger.warning(f"{self}: the ASR went away while catching up ({e})")
+                return
+        self._held.dropped_bytes = 0
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
+        if self._disconnecting:
+            yield None
+            return
+        if self.sample_rate != proto.SAMPLE_RATE:
+            audio = await self._resampler.resample(audio, self.sample_rate, proto.SAMPLE_RATE)
         websocket = self._open_websocket()
-        if websocket and not self._disconnecting:
-            if self.sample_rate != proto.SAMPLE_RATE:
-                audio = await self._resampler.resample(audio, self.sample_rate, proto.SAMPLE_RATE)
+        if websocket and not self._held and not self._replaying:
             try:
                 await websocket.send(audio)
+                yield None
+                return
             except Exception as e:  # the receive loop notices the drop and reconnects
-                logger.debug(f"{self}: audio not sent: {e}")
+                logger.debug(f"{self}: audio not sent, held for the next session: {e}")
+        self._held.add_audio(audio)
         yield None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
@@ -98,7 +150,9 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
 
     async def _finalize(self):
         websocket = self._open_websocket()
-        if not websocket:
+        if not websocket or self._held or self._replaying:
+            # The turn ends once the audio before it is in: sent after the held audio.
+            self._held.add_finalize()
             return
         # Marked before sending: the final transcript can be back before `send` returns.
         self.request_finalize()

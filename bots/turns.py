@@ -25,7 +25,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.aggregators.llm_response_universal import LLMUserAggregatorParams
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
-from pipecat.turns.user_start import VADUserTurnStartStrategy
+from pipecat.turns.user_start import BaseUserTurnStartStrategy, VADUserTurnStartStrategy
 from pipecat.turns.user_stop import NormalizedMatch, TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
@@ -144,6 +144,37 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         await super().cleanup()
 
 
+class LateTranscriptUserTurnStartStrategy(BaseUserTurnStartStrategy):
+    """A final transcript that comes after its turn has ended opens a turn of its own.
+
+    That happens when the ASR was unreachable while the user spoke: the STT holds the audio and
+    the turn end and sends them once the service is back (bots/stt.py), but by then the turn
+    has timed out with no text. Opened here, the turn ends on that transcript as any turn
+    without a VAD stop does, and is answered, late rather than lost. While the user is
+    speaking the VAD's turn is open and this does nothing (the text joins that turn).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._vad_user_speaking = False
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        await super().process_frame(frame)
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._vad_user_speaking = True
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._vad_user_speaking = False
+        elif (
+            isinstance(frame, TranscriptionFrame)
+            and frame.finalized
+            and frame.text.strip()
+            and not self._vad_user_speaking
+        ):
+            # Inside a turn the controller ignores it; outside one, this is a late transcript.
+            await self.trigger_user_turn_started()
+        return ProcessFrameResult.CONTINUE
+
+
 def user_turn_params(config: BotConfig) -> LLMUserAggregatorParams:
     vad = SileroVADAnalyzer(
         params=VADParams(
@@ -166,7 +197,8 @@ def user_turn_params(config: BotConfig) -> LLMUserAggregatorParams:
         user_turn_strategies=UserTurnStrategies(
             # Only speech starts a turn (and interrupts the bot): a stray interim transcript of
             # noise or of the bot's own echo must not cut the bot off.
-            start=[VADUserTurnStartStrategy()],
+            # ... and a final transcript that arrives after its turn ended (the ASR was down).
+            start=[VADUserTurnStartStrategy(), LateTranscriptUserTurnStartStrategy()],
             # Ends the turn when Smart Turn says "complete" and the finalized transcript is in.
             stop=[
                 SpeculativeTurnStopStrategy(
