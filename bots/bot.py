@@ -37,6 +37,7 @@ from bots.config import BotConfig
 from bots.latency import TurnLatencyObserver, attach_latency_reporting
 from bots.llm import LLMConfig, NemotronLLMService, create_context
 from bots.page import serve_client_page
+from bots.service_status import report_service_status
 from bots.stt import NemotronSTTService
 from bots.tools import TOOLS
 from bots.tts import NemotronTTSService
@@ -139,6 +140,7 @@ async def run_bot(transport: BaseTransport, config: BotConfig, handle_sigint: bo
         ),
     )
     attach_latency_reporting(latency, worker.rtvi, config.latency_log)
+    report_service_status(worker.rtvi, {"asr": services.stt, "tts": services.tts})
     runner = WorkerRunner(handle_sigint=handle_sigint)
 
     # The prompt prefix every turn shares, into vLLM's prefix cache while the client connects.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 from loguru import logger
 from openai import APIConnectionError, APITimeoutError, OpenAIError
+from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.nvidia.llm import NvidiaLLMService
 
@@ -24,6 +25,9 @@ from protocol.auth import bearer_header
 DEFAULT_URL = settings.address("llm", {})
 # The name `services.llm` serves the model under, whatever checkpoint the profile picked.
 DEFAULT_SERVED_MODEL_NAME = settings.LLM_SERVED_MODEL_NAME
+
+# Spoken when a reply fails (vLLM restarting or down) instead of nothing.
+LLM_FAILED_APOLOGY = "Sorry, give me a moment."
 
 VOICE_SYSTEM_PROMPT = (
     "You are a friendly voice assistant in a live spoken conversation. Everything you write is "
@@ -76,6 +80,16 @@ class NemotronLLMService(NvidiaLLMService):
         )
         self._url = config.url
         self._api_key = config.api_key
+
+    async def _process_context(self, context: LLMContext):
+        try:
+            await super()._process_context(context)
+        except Exception as e:
+            # Silence would leave the user wondering: say so, and the next turn retries. The
+            # base class still reports the error; the user's turn stays in the context.
+            logger.warning(f"{self}: the reply failed ({e}); apologising")
+            await self.push_frame(TTSSpeakFrame(LLM_FAILED_APOLOGY))
+            raise
 
     async def get_chat_completions(self, context: LLMContext):
         try:

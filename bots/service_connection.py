@@ -28,6 +28,11 @@ class ServiceConnection:
         self._api_key = api_key
         self._connected = asyncio.Event()
 
+    @property
+    def stopping(self) -> bool:
+        """True once the pipeline is shutting the service down: a disconnect then is no outage."""
+        return self._disconnecting
+
     async def wait_connected(self, within: float) -> bool:
         """Whether the service's session is open, waiting up to `within` seconds for it."""
         try:

@@ -16,6 +16,7 @@ const state = {
   meterTimer: null,
   botText: null,
   events: [], // RTVI message types in arrival order
+  servicesDown: new Set(), // model services the bot is reconnecting to (bots/service_status.py)
 };
 // Read by the browser tests.
 window.nemotron = state;
@@ -97,11 +98,21 @@ function onRtviMessage(msg) {
       break;
     case "server-message":
       if (data.kind === "turn-latency") addLatencyRow(data);
+      else if (data.kind === "service-status") showServiceStatus(data);
       break;
     case "error":
       addEntry("error", data.message || JSON.stringify(data));
       break;
   }
+}
+
+// A model service restarting: what the user says meanwhile is held and answered once it is back.
+function showServiceStatus(data) {
+  if (data.state === "reconnecting") state.servicesDown.add(data.service);
+  else state.servicesDown.delete(data.service);
+  const down = [...state.servicesDown].map((name) => name.toUpperCase());
+  if (down.length) setStatus(`reconnecting to the ${down.join(" and ")} service…`, "reconnecting");
+  else setStatus("connected — speak any time", "connected");
 }
 
 // A segment of the reply is reported when new, then again once spoken ("completed"): it shows as
@@ -279,6 +290,7 @@ async function connect() {
 
 function disconnect(kind = "idle") {
   clearInterval(state.pingTimer);
+  state.servicesDown.clear();
   clearInterval(state.meterTimer);
   state.channel?.close();
   state.pc?.close();

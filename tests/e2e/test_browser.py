@@ -5,6 +5,9 @@ models. The ASR is trained on a few phrases (tests/models/train_tiny_asr.py) and
 the LLM as its words, the calculator runs, and the spoken reply says 84. The TTS has random
 weights: its audio is checked as audio, not as words."""
 
+import json
+import os
+import signal
 import wave
 
 import numpy as np
@@ -140,3 +143,26 @@ async def has_event(page, kind: str) -> bool:
 async def audio_grew(page, before: dict) -> bool:
     now = await inbound_audio(page)
     return now["bytes"] > before["bytes"] and now["energy"] > before["energy"]
+
+
+async def test_a_turn_spoken_while_the_asr_restarts_is_answered(product, mic_wav, tmp_path):
+    """The ASR process is killed as the call starts, so the user's question comes while the
+    supervisor restarts it: the page says the ASR is reconnecting, clears when it is back, and
+    the question held meanwhile is transcribed and answered."""
+    async with chromium(mic_wav, tmp_path / "profile") as browser:
+        page = await browser.new_page()
+        await page.goto(f"{product.bot_url}/")
+        await page.click("#connect")
+        await page.wait_for_selector("#status[data-state=connected]", timeout=60_000)
+        state = json.loads((product.run_dir / "state.json").read_text())
+        os.kill(state["services"]["asr"]["pid"], signal.SIGKILL)
+        await page.wait_for_selector("#status[data-state=reconnecting]", timeout=30_000)
+        assert "ASR" in await page.inner_text("#status")
+        # Back once the supervisor has restarted it (about 25 s on two cores).
+        await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
+        await page.wait_for_selector("#transcript li[data-role=user]", timeout=60_000)
+        user_text = await page.inner_text("#transcript li[data-role=user]")
+        assert user_text.strip() == QUESTION
+        assert await poll(lambda: page.evaluate(SPOKEN_REPLY_JS), within=120), "no spoken reply"
+        reply = await page.evaluate(SPOKEN_REPLY_JS)
+        assert "84" in reply["text"]

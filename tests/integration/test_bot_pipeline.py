@@ -462,3 +462,25 @@ async def test_the_llm_prefix_cache_is_warmed_with_the_bots_prompt(vllm_server):
     after += await _vllm_metric(vllm_server, "vllm:request_success_total", '"length"')
     assert after - served == 2
     assert stats == {"queries": 0.0, "hits": 0.0}
+
+
+async def test_a_failed_reply_is_apologised_for_and_the_turn_kept(tts_server):
+    """vLLM down (nothing listens on its port): the bot says a short apology through the TTS
+    instead of staying silent, and the user's turn stays in the context for the next try."""
+    from bots.llm import LLM_FAILED_APOLOGY
+    from tests.process_helpers import free_port
+
+    down = NemotronLLMService(LLMConfig(url=f"http://127.0.0.1:{free_port()}/v1", model="x"))
+    context = create_context([{"role": "user", "content": "What time is it?"}])
+    user, assistant = LLMContextAggregatorPair(context)
+    seen = FrameLog()
+    await run_test(
+        Pipeline([user, down, NemotronTTSService(url=tts_server[1]), assistant]),
+        frames_to_send=[LLMRunFrame(), SleepFrame(sleep=4.0)],
+        observers=[seen],
+    )
+    spoken = "".join(f.text for f in seen.frames if isinstance(f, TTSTextFrame)).strip()
+    assert spoken == LLM_FAILED_APOLOGY
+    assert seen.index(TTSAudioRawFrame) > 0
+    messages = context.get_messages()
+    assert {"role": "user", "content": "What time is it?"} in messages
