@@ -42,6 +42,10 @@ from protocol import tts as proto
 
 # Magpie's codec runs at 22050 Hz; the server labels every stream with its real rate.
 MAGPIE_SAMPLE_RATE = 22050
+# Said once the TTS service is back when it went away mid-reply: the rest of that reply is not
+# resumed (the audio carries no word timings to resume from, and a restart takes seconds), its
+# unspoken sentences stay out of the context, and this tells the user why the bot stopped.
+CUT_OFF_NOTICE = "Sorry, my voice cut out for a moment."
 # A guard against a server that never finishes a sentence, not a latency budget.
 SEGMENT_TIMEOUT_SECONDS = 60.0
 # A clause of fewer words ("Well,") is too short to be worth a segment of its own.
@@ -144,8 +148,11 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
         )
         self._first_phrase_timer: asyncio.Task | None = None
         self._dropping_cancelled_audio = False
-        # One future per sentence sent, resolved in order by the server's segment_complete.
+        # One future per sentence sent, resolved in order by the server's segment_complete: True
+        # once generated, False if the connection went with it.
         self._segments: deque[asyncio.Future] = deque()
+        self._cut_off = False  # a reply lost sentences to a dropped connection
+        self._segment_lost = False  # the sentence run_tts just finished was not spoken
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -160,6 +167,16 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
         self._release_segments()
         logger.info(f"{self}: connected to {self._url}")
         await self._session_opened()
+        if self._cut_off:
+            self._cut_off = False
+            await self.queue_frame(TTSSpeakFrame(CUT_OFF_NOTICE))
+
+    async def _disconnect_websocket(self):
+        if self._segments and not self.stopping:
+            logger.warning(f"{self}: the TTS service went away mid-reply; the rest is dropped")
+            self._cut_off = True
+            self._release_segments(spoken=False)
+        await super()._disconnect_websocket()
 
     async def _send(self, message: proto.ClientMessage) -> bool:
         websocket = self._open_websocket()
@@ -215,21 +232,31 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
         sent = await self._send(proto.Text(text, mode="stream", preset=preset))
         if not sent:
             self._segments.remove(generated)
+            self._segment_lost = self._cut_off = True
             yield ErrorFrame(error=f"{self}: TTS service unavailable, could not speak: {text!r}")
             return
         try:
-            await asyncio.wait_for(generated, SEGMENT_TIMEOUT_SECONDS)
+            spoken = await asyncio.wait_for(generated, SEGMENT_TIMEOUT_SECONDS)
         except TimeoutError:
             yield ErrorFrame(error=f"{self}: the TTS service did not finish {text!r}")
             return
+        if not spoken:
+            self._segment_lost = True
+            yield ErrorFrame(error=f"{self}: the TTS service went away while speaking {text!r}")
+            return
         yield None
 
-    def _release_segments(self, count: int | None = None) -> None:
+    async def _push_spoken_text(self, src_frame, text, context_id, append_to_context):
+        # A sentence the connection took with it was not heard: not the context's to keep.
+        lost, self._segment_lost = self._segment_lost, False
+        await super()._push_spoken_text(src_frame, text, context_id, append_to_context and not lost)
+
+    def _release_segments(self, count: int | None = None, spoken: bool = True) -> None:
         """Lets waiting requests return: the oldest `count` of them, or all."""
         for _ in range(len(self._segments) if count is None else min(count, len(self._segments))):
             waiter = self._segments.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(spoken)
 
     async def flush_audio(self, context_id: str | None = None):
         await self._send(proto.Close())

@@ -484,3 +484,79 @@ async def test_a_failed_reply_is_apologised_for_and_the_turn_kept(tts_server):
     assert seen.index(TTSAudioRawFrame) > 0
     messages = context.get_messages()
     assert {"role": "user", "content": "What time is it?"} in messages
+
+
+class DropTheTTSAtTheSecondSegment(FrameProcessor):
+    """Takes the TTS server down as the reply's second segment starts to sound, once."""
+
+    def __init__(self, take_down):
+        super().__init__()
+        self._take_down = take_down
+        self._spoken_segments = 0
+        self.dropped = False
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, TTSTextFrame):
+            self._spoken_segments += 1
+        elif isinstance(frame, TTSAudioRawFrame) and self._spoken_segments and not self.dropped:
+            self.dropped = True
+            await self._take_down()
+
+
+async def test_the_tts_dying_mid_reply_is_said_and_the_lost_part_kept_out(
+    private_tts_model, vllm_server
+):
+    """The TTS server goes away in the middle of a reply and comes back: the sentences it took
+    with it stay out of the context, and once it is back the bot says it was cut off."""
+    from aiohttp.test_utils import TestServer
+
+    from bots.tts import CUT_OFF_NOTICE
+    from services.tts.server import Settings, TtsService
+
+    service = TtsService(Settings(model="tiny-tts", device="cpu"), private_tts_model)
+    await service.load()
+    server = TestServer(service.app(), host="127.0.0.1")
+    await server.start_server(shutdown_timeout=0.1)
+    port = server.port
+    tts = NemotronTTSService(url=f"ws://127.0.0.1:{port}{tts_proto.PATH}")
+    went_away = asyncio.Event()
+
+    @tts.event_handler("on_disconnected")
+    async def on_disconnected(_):
+        went_away.set()
+
+    async def restart():
+        nonlocal server
+        await went_away.wait()
+        server = TestServer(service.app(), host="127.0.0.1", port=port)
+        await server.start_server(shutdown_timeout=0.1)
+
+    restarting: list[asyncio.Task] = []
+
+    async def take_down():
+        restarting.append(asyncio.create_task(restart()))
+        await server.close()  # handlers are cancelled at once: the connection drops
+
+    context = create_context([{"role": "user", "content": "Tell me a story."}])
+    user, assistant = LLMContextAggregatorPair(context)
+    dropper = DropTheTTSAtTheSecondSegment(take_down)
+    seen = FrameLog()
+    try:
+        await run_test(
+            Pipeline([user, llm_service(vllm_server), tts, dropper, assistant]),
+            frames_to_send=[LLMRunFrame(), SleepFrame(sleep=12.0)],
+            observers=[seen],
+        )
+    finally:
+        await server.close()
+        await service.close()
+    assert dropper.dropped and restarting and restarting[0].done()
+    spoken = [f.text.strip() for f in seen.frames if isinstance(f, TTSTextFrame)]
+    assert spoken[-1] == CUT_OFF_NOTICE, spoken
+    said = " ".join(m["content"] for m in context.get_messages() if m["role"] == "assistant")
+    assert said.startswith("Once upon a time,") and said.endswith(CUT_OFF_NOTICE), said
+    # The sentences the dropped connection took with it are not in the context (those whose
+    # audio was all in before the drop are).
+    assert "the keeper of the bay" not in said, said
