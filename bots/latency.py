@@ -43,6 +43,8 @@ from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBo
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.processors.frameworks.rtvi import RTVIProcessor
 
+from bots.outage_buffer import HELD_TURN_SPEECH_END
+
 MESSAGE_KIND = "turn-latency"
 # What spends a stage's time: a setting we chose, a model service, a wait on a decision we
 # chose to make (whether the turn is over, how much text to speak first), or the bot's own code.
@@ -102,6 +104,9 @@ class TurnRecord:
     late_turn: str | None = None
     unanswered: str | None = None
     talked_over_user: bool = False
+    # Spoken while the ASR was reconnecting, and answered once it was back (bots/stt.py): timed
+    # from when the user stopped, the outage included.
+    reconnect_delayed: bool = False
     # Speculative LLM starts since the previous record: started, discarded, and whether this
     # turn's reply was one (started before the turn was confirmed).
     speculation: dict = field(default_factory=dict)
@@ -172,6 +177,7 @@ class _OpenTurn:
     owners: dict[str, str] = field(default_factory=dict)
     smart_turn: dict | None = None
     tool_called: bool = False
+    reconnect_delayed: bool = False
 
     def stamp(self, key: str, at: float, owner: str, replace: bool = False):
         if replace or key not in self.at:
@@ -242,6 +248,10 @@ class TurnLatencyObserver(UserBotLatencyObserver):
 
     async def _track(self, data: FramePushed):
         frame, now, turn = data.frame, self._frame_time, self._open
+        if isinstance(frame, TranscriptionFrame) and HELD_TURN_SPEECH_END in frame.metadata:
+            # A turn spoken while the ASR was down: measured from when the user stopped.
+            turn = self._open = _OpenTurn(frame.metadata[HELD_TURN_SPEECH_END])
+            turn.reconnect_delayed = True
         self._follow_user_turn(frame)
         self._speculation.follow(frame)
         if isinstance(frame, VADUserStartedSpeakingFrame):
@@ -279,8 +289,14 @@ class TurnLatencyObserver(UserBotLatencyObserver):
             ):
                 await self._unanswered_turn(turn, NO_TEXT)
             elif isinstance(frame, BotStartedSpeakingFrame):
-                self._answered[turn.speech_end] = self._freeze(turn)
+                record = self._freeze(turn)
                 self._open = None
+                if turn.reconnect_delayed:
+                    # Pipecat's breakdown times this turn from the late transcript's own turn:
+                    # the record goes out now, without it.
+                    await self._call_event_handler("on_turn_latency", record)
+                else:
+                    self._answered[turn.speech_end] = record
 
     def _follow_user_turn(self, frame: Frame):
         if isinstance(frame, TranscriptionFrame) and frame.text.strip():
@@ -313,7 +329,9 @@ class TurnLatencyObserver(UserBotLatencyObserver):
         record = TurnRecord(
             self.session, self._turn_count, turn.speech_end, moments, turn.owners, turn.smart_turn
         )
-        record.late_turn = _late_turn(record)
+        record.reconnect_delayed = turn.reconnect_delayed
+        # A reconnect, not the turn detector, made that turn wait.
+        record.late_turn = None if turn.reconnect_delayed else _late_turn(record)
         record.speculation = self._speculation.take()
         return record
 

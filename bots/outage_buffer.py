@@ -4,16 +4,27 @@ turn ends (finalize requests) that came between it, bounded by seconds of audio.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 from protocol import asr as proto
 
-# A turn end in the held sequence: the finalize to send once the audio before it is in.
-FINALIZE = object()
 BYTES_PER_SECOND = proto.SAMPLE_RATE * 2  # 16 kHz s16le mono, what the ASR takes
 
 
+# TranscriptionFrame.metadata key of a transcript that answers a held turn end: when (Unix time)
+# the user stopped speaking, so the latency record measures the turn from then.
+HELD_TURN_SPEECH_END = "held_turn_speech_end"
+
+
+@dataclass(frozen=True)
+class HeldTurnEnd:
+    """A turn end in the held sequence: the finalize to send once the audio before it is in."""
+
+    speech_end: float  # Unix time the user stopped speaking
+
+
 class OutageBuffer:
-    """Audio chunks and FINALIZE markers, oldest first; past `max_seconds` of audio the oldest
+    """Audio chunks and turn ends, oldest first; past `max_seconds` of audio the oldest
     audio goes, counted in `dropped_seconds`."""
 
     def __init__(self, max_seconds: float):
@@ -21,7 +32,7 @@ class OutageBuffer:
             raise ValueError("the reconnect buffer cannot hold less than 0 seconds")
         self.max_bytes = int(max_seconds * BYTES_PER_SECOND) & ~1
         self.dropped_bytes = 0
-        self._items: deque[bytes | object] = deque()
+        self._items: deque[bytes | HeldTurnEnd] = deque()
         self._bytes = 0
 
     def __bool__(self) -> bool:
@@ -41,26 +52,26 @@ class OutageBuffer:
         while self._bytes > self.max_bytes:
             self._drop_oldest_audio(self._bytes - self.max_bytes)
 
-    def add_finalize(self) -> None:
-        if self._items and self._items[-1] is FINALIZE:
+    def add_turn_end(self, speech_end: float) -> None:
+        if self._items and isinstance(self._items[-1], HeldTurnEnd):
             return  # one turn end per stretch of audio is all the ASR needs
-        self._items.append(FINALIZE)
+        self._items.append(HeldTurnEnd(speech_end))
 
-    def pop(self) -> bytes | object:
+    def pop(self) -> bytes | HeldTurnEnd:
         item = self._items.popleft()
-        if item is not FINALIZE:
+        if isinstance(item, bytes):
             self._bytes -= len(item)
         return item
 
-    def push_back(self, item: bytes | object) -> None:
+    def push_back(self, item: bytes | HeldTurnEnd) -> None:
         """Returns an item that could not be sent to the front."""
         self._items.appendleft(item)
-        if item is not FINALIZE:
+        if isinstance(item, bytes):
             self._bytes += len(item)
 
     def _drop_oldest_audio(self, excess: int) -> None:
         for index, item in enumerate(self._items):
-            if item is FINALIZE:
+            if isinstance(item, HeldTurnEnd):
                 continue
             cut = min(len(item), excess + (excess & 1))
             if cut == len(item):

@@ -12,6 +12,7 @@ once the session is open again: a turn spoken during the outage is transcribed l
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator
 from urllib.parse import urlencode
 
@@ -28,7 +29,7 @@ from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import WebsocketSTTService
 from pipecat.utils.time import time_now_iso8601
 
-from bots.outage_buffer import FINALIZE, OutageBuffer
+from bots.outage_buffer import HELD_TURN_SPEECH_END, HeldTurnEnd, OutageBuffer
 from bots.service_connection import ServiceConnection
 from protocol import asr as proto
 
@@ -65,6 +66,8 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         self._resampler = create_stream_resampler()
         self._held = OutageBuffer(reconnect_buffer_secs)
         self._replay_task: asyncio.Task | None = None
+        # When the users stopped, for each held turn end sent: its final transcript is late.
+        self._late_turn_ends: deque[float] = deque()
 
     @property
     def held(self) -> OutageBuffer:
@@ -92,6 +95,7 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
             raise ConnectionError(f"ASR service refused the session: {why}")
         self._websocket = websocket
         logger.info(f"{self}: connected ({msg.latency_ms} ms mode, {msg.model})")
+        self._late_turn_ends.clear()  # what the last session owed went with it
         await self._session_opened()
         if self._held and not self._replaying:
             self._replay_task = self.create_task(self._replay(websocket))
@@ -115,8 +119,9 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         while self._held:
             item = self._held.pop()
             try:
-                if item is FINALIZE:
+                if isinstance(item, HeldTurnEnd):
                     self.request_finalize()
+                    self._late_turn_ends.append(item.speech_end)
                     await websocket.send(proto.Reset(finalize=True).to_json())
                 else:
                     await websocket.send(item)
@@ -146,13 +151,13 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         await super().process_frame(frame, direction)
         if isinstance(frame, VADUserStoppedSpeakingFrame):
-            await self._finalize()
+            await self._finalize(speech_end=frame.timestamp - frame.stop_secs)
 
-    async def _finalize(self):
+    async def _finalize(self, speech_end: float):
         websocket = self._open_websocket()
         if not websocket or self._held or self._replaying:
             # The turn ends once the audio before it is in: sent after the held audio.
-            self._held.add_finalize()
+            self._held.add_turn_end(speech_end)
             return
         # Marked before sending: the final transcript can be back before `send` returns.
         self.request_finalize()
@@ -185,7 +190,9 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         if not msg.finalize:
             return  # a soft reset's report; we never ask for one
         self.confirm_finalize()
+        held = self._late_turn_ends.popleft() if self._late_turn_ends else None
         if text:
-            await self.push_frame(
-                TranscriptionFrame(text, self._user_id, time_now_iso8601(), result=msg)
-            )
+            frame = TranscriptionFrame(text, self._user_id, time_now_iso8601(), result=msg)
+            if held is not None:
+                frame.metadata[HELD_TURN_SPEECH_END] = held
+            await self.push_frame(frame)

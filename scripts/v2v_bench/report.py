@@ -233,6 +233,9 @@ def troubles(turns: list[dict]) -> dict[str, list[dict] | None]:
         "talked over the user": [t for t in turns if t["talked_over"] or t["server_talked_over"]],
         "cut off": [t for t in turns if t["cut_off"]] if cut_recorded else None,
         "unanswered": [t for t in turns if t["v2v_ms"] is None],
+        "delayed by a reconnect": [
+            t for t in turns if (t["server"] or {}).get("reconnect_delayed")
+        ],
     }
 
 
@@ -254,6 +257,9 @@ def _flagged(turns: list[dict]) -> list[str]:
     for t in unanswered:
         why = (t["server"] or {}).get("unanswered") or "the bot sent no reason"
         lines.append(f"  - {_name(t)}: {t['text']!r}: {why}")
+    delayed = found["delayed by a reconnect"]
+    lines += [f"- Delayed by a reconnect (spoken while the ASR was restarting): {len(delayed)}"]
+    lines += [f"  - {_name(t)}: {t['text']!r}" for t in delayed]
     return lines
 
 

@@ -26,7 +26,7 @@ from pipecat.processors.aggregators.llm_response_universal import LLMContextAggr
 from pipecat.workers.runner import WorkerRunner
 
 from bots.config import BotConfig
-from bots.outage_buffer import BYTES_PER_SECOND
+from bots.outage_buffer import BYTES_PER_SECOND, HELD_TURN_SPEECH_END
 from bots.stt import NemotronSTTService
 from bots.turns import user_turn_params
 from services.asr.server import AsrService, Settings
@@ -147,6 +147,10 @@ async def test_a_turn_spoken_while_the_asr_is_down_is_answered_once_it_is_back(
         final = await call.first(TranscriptionFrame)
         context = await call.first(LLMContextFrame)
     assert final.finalized and final.text == hello_ref
+    # Marked late, with when the user stopped (the VAD stop less its stop_secs), for the
+    # latency record.
+    vad_stop = next(f for f in call.seen.frames if isinstance(f, VADUserStoppedSpeakingFrame))
+    assert final.metadata[HELD_TURN_SPEECH_END] == vad_stop.timestamp - vad_stop.stop_secs
     assert context.context.get_messages()[-1] == {"role": "user", "content": hello_ref}
     assert not call.stt.held and call.stt.held.dropped_seconds == 0
 

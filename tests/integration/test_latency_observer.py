@@ -44,6 +44,7 @@ from bots.latency import (
     TurnLatencyObserver,
     attach_latency_reporting,
 )
+from bots.outage_buffer import HELD_TURN_SPEECH_END
 
 STOP_SECS = 0.2
 
@@ -286,3 +287,39 @@ async def test_speculative_starts_are_counted_with_the_turn_they_precede(tmp_pat
     first = lines[0]
     model = sum(s["ms"] for s in first["stages"] if s["kind"] == "model")
     assert first["waits_ms"] == round(first["total_ms"] - model, 1)
+
+
+async def test_a_turn_answered_after_an_asr_reconnect_is_timed_from_when_the_user_stopped(
+    tmp_path,
+):
+    stopped = []
+
+    def vad_stop():
+        stopped.append(VADUserStoppedSpeakingFrame(stop_secs=STOP_SECS))
+        return stopped[-1]
+
+    def late_transcript():
+        # What the STT marks on a transcript of audio it held while the ASR was down.
+        frame = TranscriptionFrame("what time is it", "user", time_now_iso8601(), finalized=True)
+        frame.metadata[HELD_TURN_SPEECH_END] = stopped[0].timestamp - stopped[0].stop_secs
+        return frame
+
+    steps = [
+        # Spoken while the ASR is down: the turn ends with no words.
+        (0.0, lambda: VADUserStartedSpeakingFrame(start_secs=0.2)),
+        (0.0, UserStartedSpeakingFrame),
+        (0.5, vad_stop),
+        (0.0, UserStoppedSpeakingFrame),
+        # The ASR is back a second later; the held audio's transcript opens a turn of its own.
+        (1.0, late_transcript),
+        (0.0, UserStartedSpeakingFrame),
+        (0.3, UserStoppedSpeakingFrame),
+        *reply(),
+    ]
+    records, _, messages = await run_turns(steps, tmp_path)
+
+    delayed = records[-1]
+    assert delayed.reconnect_delayed and delayed.late_turn is None
+    # From the end of the user's speech, the outage included.
+    assert delayed.total_ms >= (STOP_SECS + 1.0 + 0.3) * 1000
+    assert messages[-1]["reconnect_delayed"] is True

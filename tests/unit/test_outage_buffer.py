@@ -2,7 +2,7 @@
 
 import pytest
 
-from bots.outage_buffer import BYTES_PER_SECOND, FINALIZE, OutageBuffer
+from bots.outage_buffer import BYTES_PER_SECOND, HeldTurnEnd, OutageBuffer
 
 
 def drain(buffer: OutageBuffer) -> list:
@@ -15,12 +15,17 @@ def drain(buffer: OutageBuffer) -> list:
 def test_audio_and_turn_ends_come_back_in_order():
     buffer = OutageBuffer(max_seconds=1)
     buffer.add_audio(b"\x01\x00" * 10)
-    buffer.add_finalize()
-    buffer.add_finalize()  # a second turn end with no audio between says nothing new
+    buffer.add_turn_end(1.0)
+    buffer.add_turn_end(1.5)  # a second turn end with no audio between says nothing new
     buffer.add_audio(b"\x02\x00" * 10)
-    buffer.add_finalize()
+    buffer.add_turn_end(2.0)
     assert buffer.held_seconds == pytest.approx(40 / BYTES_PER_SECOND)
-    assert drain(buffer) == [b"\x01\x00" * 10, FINALIZE, b"\x02\x00" * 10, FINALIZE]
+    assert drain(buffer) == [
+        b"\x01\x00" * 10,
+        HeldTurnEnd(1.0),
+        b"\x02\x00" * 10,
+        HeldTurnEnd(2.0),
+    ]
     assert buffer.held_seconds == 0 and not buffer
 
 
@@ -28,10 +33,10 @@ def test_past_the_cap_the_oldest_audio_goes_whole_samples_at_a_time():
     buffer = OutageBuffer(max_seconds=0.001)  # 16 samples
     assert buffer.max_bytes == 32
     buffer.add_audio(bytes(range(20)))
-    buffer.add_finalize()
+    buffer.add_turn_end(1.0)
     buffer.add_audio(bytes(range(20, 40)))
     assert buffer.dropped_bytes == 8 and buffer.held_seconds == pytest.approx(32 / BYTES_PER_SECOND)
-    assert drain(buffer) == [bytes(range(8, 20)), FINALIZE, bytes(range(20, 40))]
+    assert drain(buffer) == [bytes(range(8, 20)), HeldTurnEnd(1.0), bytes(range(20, 40))]
     buffer.add_audio(bytes(40))
     assert buffer.dropped_bytes == 16
 

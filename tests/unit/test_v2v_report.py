@@ -158,3 +158,16 @@ def test_against_the_baseline(tmp_path):
         assert row in against
     report.write(tmp_path / "report.md", turns(), RUN, MACHINE)
     assert "Against the baseline" not in (tmp_path / "report.md").read_text()
+
+
+def test_turns_delayed_by_a_reconnect_are_counted(tmp_path):
+    delayed = server_record(5, turn_end=25_000.0)
+    delayed["reconnect_delayed"] = True
+    report.write(
+        tmp_path / "report.md", [*turns(), client_turn(5, 25_900.0, delayed)], RUN, MACHINE
+    )
+    flagged = section((tmp_path / "report.md").read_text(), "Turns that need a look")
+    assert "- Delayed by a reconnect (spoken while the ASR was restarting): 1" in flagged
+    assert "  - client 1 turn 5: 'utterance 5'" in flagged
+    # Not blamed on the turn detector.
+    assert "- Answered late because the turn detector waited: 1" in flagged
