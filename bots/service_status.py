@@ -41,3 +41,11 @@ def report_service_status(rtvi: RTVIProcessor, services: dict[str, ServiceConnec
 
         service.add_event_handler("on_disconnected", on_disconnected)
         service.add_event_handler("on_connected", on_connected)
+
+    async def on_client_ready(_):
+        # What went down before the page could hear it (its data channel opens after the
+        # pipeline starts): said again now.
+        for name in sorted(down):
+            await send(name, RECONNECTING)
+
+    rtvi.add_event_handler("on_client_ready", on_client_ready)

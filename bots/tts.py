@@ -46,6 +46,8 @@ MAGPIE_SAMPLE_RATE = 22050
 # resumed (the audio carries no word timings to resume from, and a restart takes seconds), its
 # unspoken sentences stay out of the context, and this tells the user why the bot stopped.
 CUT_OFF_NOTICE = "Sorry, my voice cut out for a moment."
+# How long a new session may take to answer `init` with `stream_created`.
+READY_TIMEOUT_SECONDS = 10.0
 # A guard against a server that never finishes a sentence, not a latency budget.
 SEGMENT_TIMEOUT_SECONDS = 60.0
 # A clause of fewer words ("Well,") is too short to be worth a segment of its own.
@@ -161,7 +163,20 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
         if self._open_websocket():
             return
         websocket = await self._dial()
-        await websocket.send(self._init.to_json())
+        try:
+            await websocket.send(self._init.to_json())
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                msg = proto.parse_server_message(await websocket.recv())
+        except BaseException:
+            await websocket.close()
+            raise
+        if not isinstance(msg, proto.StreamCreated):
+            # Loading, or full: the reconnect loop backs off and tries again, and nothing is
+            # sent into a session that was refused.
+            await websocket.close()
+            why = msg.message if isinstance(msg, proto.Error) else msg
+            raise ConnectionError(f"TTS service refused the session: {why}")
+        self._check_sample_rate(msg)
         self._websocket = websocket
         self._dropping_cancelled_audio = False
         self._release_segments()
@@ -177,6 +192,13 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
             self._cut_off = True
             self._release_segments(spoken=False)
         await super()._disconnect_websocket()
+
+    def _check_sample_rate(self, created: proto.StreamCreated) -> None:
+        if created.sample_rate != self.sample_rate:
+            logger.error(
+                f"{self}: the server streams {created.sample_rate} Hz audio,"
+                f" this client plays it as {self.sample_rate} Hz"
+            )
 
     async def _send(self, message: proto.ClientMessage) -> bool:
         websocket = self._open_websocket()
@@ -281,11 +303,7 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
                 self._dropping_cancelled_audio = False
                 self._release_segments()
             elif isinstance(msg, proto.StreamCreated):
-                if msg.sample_rate != self.sample_rate:
-                    logger.error(
-                        f"{self}: the server streams {msg.sample_rate} Hz audio,"
-                        f" this client plays it as {self.sample_rate} Hz"
-                    )
+                self._check_sample_rate(msg)
             elif isinstance(msg, proto.Done):
                 self._release_segments()
                 await self._end_active_context()

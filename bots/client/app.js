@@ -65,7 +65,7 @@ function onRtviMessage(msg) {
   state.events.push(msg.type);
   switch (msg.type) {
     case "bot-ready":
-      setStatus("connected — speak any time", "connected");
+      showConnected();
       break;
     case "user-transcription":
       if (data.final) {
@@ -110,6 +110,10 @@ function onRtviMessage(msg) {
 function showServiceStatus(data) {
   if (data.state === "reconnecting") state.servicesDown.add(data.service);
   else state.servicesDown.delete(data.service);
+  showConnected();
+}
+
+function showConnected() {
   const down = [...state.servicesDown].map((name) => name.toUpperCase());
   if (down.length) setStatus(`reconnecting to the ${down.join(" and ")} service…`, "reconnecting");
   else setStatus("connected — speak any time", "connected");

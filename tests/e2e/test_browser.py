@@ -166,3 +166,26 @@ async def test_a_turn_spoken_while_the_asr_restarts_is_answered(product, mic_wav
         assert await poll(lambda: page.evaluate(SPOKEN_REPLY_JS), within=120), "no spoken reply"
         reply = await page.evaluate(SPOKEN_REPLY_JS)
         assert "84" in reply["text"]
+
+
+async def test_the_tts_restarting_is_shown_and_the_lost_greeting_owned_up_to(product, tmp_path):
+    """The TTS process is killed as the user connects, so the greeting cannot be spoken: the
+    page says the TTS is reconnecting, and once the supervisor has it back the bot says it was
+    cut off, in audio that reaches the browser."""
+    from bots.tts import CUT_OFF_NOTICE
+
+    quiet = tmp_path / "quiet.wav"
+    quiet.write_bytes(wav_bytes(np.zeros(5 * 48000, np.int16), rate=48000))
+    state = json.loads((product.run_dir / "state.json").read_text())
+    os.kill(state["services"]["tts"]["pid"], signal.SIGKILL)
+    async with chromium(quiet, tmp_path / "profile") as browser:
+        page = await browser.new_page()
+        await page.goto(f"{product.bot_url}/")
+        await page.click("#connect")
+        await page.wait_for_selector("#status[data-state=reconnecting]", timeout=60_000)
+        assert "TTS" in await page.inner_text("#status")
+        silent = await inbound_audio(page)
+        await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
+        notice = page.locator("#transcript li[data-role=bot]", has_text=CUT_OFF_NOTICE)
+        await notice.wait_for(timeout=60_000)
+        assert await poll(lambda: audio_grew(page, silent), within=60), "the notice was not heard"
