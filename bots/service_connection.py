@@ -15,6 +15,8 @@ from protocol.auth import bearer_header
 # quickly and for long enough, rather than Pipecat's default of three tries 4-10 s apart.
 RECONNECT_ATTEMPTS = 120
 RECONNECT_BACKOFF = {"reconnect_backoff_min_wait": 0.5, "reconnect_backoff_max_wait": 2.0}
+# How long a new session may take to be accepted (`ready`, `stream_created`).
+SESSION_OPEN_TIMEOUT = 10.0
 
 
 class ServiceConnection:
@@ -51,6 +53,27 @@ class ServiceConnection:
         return await self._websocket_connect(
             self._url, additional_headers=bearer_header(self._api_key)
         )
+
+    async def _open_session(self, name: str, parse, accepted: type, hello: str | None = None):
+        """Dials, sends `hello` if any, and returns (websocket, first message) when that message
+        is an `accepted` one. Anything else (an error while the model loads, a full server)
+        closes the connection and raises, so the reconnect loop backs off and tries again and
+        nothing is sent into a session that was refused."""
+        websocket = await self._dial()
+        try:
+            if hello is not None:
+                await websocket.send(hello)
+            async with asyncio.timeout(SESSION_OPEN_TIMEOUT):
+                msg = parse(await websocket.recv())
+        except BaseException:
+            await websocket.close()
+            raise
+        if not isinstance(msg, accepted):
+            await websocket.close()
+            raise ConnectionError(
+                f"{name} service refused the session: {getattr(msg, 'message', msg)}"
+            )
+        return websocket, msg
 
     async def setup(self, setup: FrameProcessorSetup):
         await super().setup(setup)

@@ -36,7 +36,6 @@ from protocol import asr as proto
 # The ASR answers within one model step of a reset (see services/asr); half a second is a
 # generous P99 for the turn strategy's fallback when no final transcript comes at all.
 ASR_TTFS_P99_SECONDS = 0.5
-READY_TIMEOUT_SECONDS = 10.0
 DEFAULT_RECONNECT_BUFFER_SECS = 30.0
 
 
@@ -82,17 +81,7 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         reconnect loop backs off and tries again."""
         if self._open_websocket():
             return
-        websocket = await self._dial()
-        try:
-            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                msg = proto.parse_server_message(await websocket.recv())
-        except BaseException:
-            await websocket.close()
-            raise
-        if not isinstance(msg, proto.Ready):
-            await websocket.close()
-            why = msg.message if isinstance(msg, proto.Error) else msg
-            raise ConnectionError(f"ASR service refused the session: {why}")
+        websocket, msg = await self._open_session("ASR", proto.parse_server_message, proto.Ready)
         self._websocket = websocket
         logger.info(f"{self}: connected ({msg.latency_ms} ms mode, {msg.model})")
         self._late_turn_ends.clear()  # what the last session owed went with it

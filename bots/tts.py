@@ -46,8 +46,6 @@ MAGPIE_SAMPLE_RATE = 22050
 # resumed (the audio carries no word timings to resume from, and a restart takes seconds), its
 # unspoken sentences stay out of the context, and this tells the user why the bot stopped.
 CUT_OFF_NOTICE = "Sorry, my voice cut out for a moment."
-# How long a new session may take to answer `init` with `stream_created`.
-READY_TIMEOUT_SECONDS = 10.0
 # A guard against a server that never finishes a sentence, not a latency budget.
 SEGMENT_TIMEOUT_SECONDS = 60.0
 # A clause of fewer words ("Well,") is too short to be worth a segment of its own.
@@ -162,20 +160,9 @@ class NemotronTTSService(ServiceConnection, WebsocketTTSService):
     async def _connect_websocket(self):
         if self._open_websocket():
             return
-        websocket = await self._dial()
-        try:
-            await websocket.send(self._init.to_json())
-            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-                msg = proto.parse_server_message(await websocket.recv())
-        except BaseException:
-            await websocket.close()
-            raise
-        if not isinstance(msg, proto.StreamCreated):
-            # Loading, or full: the reconnect loop backs off and tries again, and nothing is
-            # sent into a session that was refused.
-            await websocket.close()
-            why = msg.message if isinstance(msg, proto.Error) else msg
-            raise ConnectionError(f"TTS service refused the session: {why}")
+        websocket, msg = await self._open_session(
+            "TTS", proto.parse_server_message, proto.StreamCreated, hello=self._init.to_json()
+        )
         self._check_sample_rate(msg)
         self._websocket = websocket
         self._dropping_cancelled_audio = False
