@@ -94,6 +94,12 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
             await self.cancel_task(self._replay_task, timeout=1.0)
         await super()._disconnect()
 
+    def _live_websocket(self):
+        """The connection if what comes now can go straight out: open, and nothing held ahead."""
+        if self._held or self._replaying:
+            return None
+        return self._open_websocket()
+
     @property
     def _replaying(self) -> bool:
         return self._replay_task is not None and not self._replay_task.done()
@@ -126,8 +132,8 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
             return
         if self.sample_rate != proto.SAMPLE_RATE:
             audio = await self._resampler.resample(audio, self.sample_rate, proto.SAMPLE_RATE)
-        websocket = self._open_websocket()
-        if websocket and not self._held and not self._replaying:
+        websocket = self._live_websocket()
+        if websocket:
             try:
                 await websocket.send(audio)
                 yield None
@@ -143,8 +149,8 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
             await self._finalize(speech_end=frame.timestamp - frame.stop_secs)
 
     async def _finalize(self, speech_end: float):
-        websocket = self._open_websocket()
-        if not websocket or self._held or self._replaying:
+        websocket = self._live_websocket()
+        if not websocket:
             # The turn ends once the audio before it is in: sent after the held audio.
             self._held.add_turn_end(speech_end)
             return

@@ -26,6 +26,9 @@ MONTHS = {
     "it": "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre "
     "dicembre",
 }
+# Not inside a word or a number (Japanese, written without spaces, uses NUMBER_EDGE).
+WORD_EDGE = r"(?<![\w.,])"
+NUMBER_EDGE = r"(?<![\d.,])"
 CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
 # Where num2words' names differ from everyday speech.
 CURRENCY_NAMES = {
@@ -97,10 +100,10 @@ class FallbackNormalizer:
 
     def cardinal(self, n: int) -> str:
         words = num2words(n, lang=self.code)
-        if self.code == "en":
-            # American usage, as NeMo's grammar says it: "one hundred one", no commas.
-            words = words.replace(",", "").replace(" and ", " ")
-        return words.replace("-", " ") if self.code == "en" else words
+        if self.code != "en":
+            return words
+        # American usage, as NeMo's grammar says it: "one hundred one", no commas.
+        return words.replace(",", "").replace(" and ", " ").replace("-", " ")
 
     def ordinal(self, n: int) -> str:
         words = num2words(n, lang=self.code, to="ordinal")
@@ -113,9 +116,7 @@ class FallbackNormalizer:
         return self.cardinal(n)
 
     def digits(self, written: str) -> str:
-        return (" " if self.language.spaced else "").join(
-            self.cardinal(int(d)) for d in written if d.isdigit()
-        )
+        return self._join(*(self.cardinal(int(d)) for d in written if d.isdigit()))
 
     def number(self, written: str) -> str:
         """A written number, with its sign, thousands separators and decimals."""
@@ -128,7 +129,7 @@ class FallbackNormalizer:
         if decimals:
             spoken = self.cardinal(int(decimals)) if self._decimals_as_number(decimals) else None
             words += [self.language.point, spoken or self.digits(decimals)]
-        return sign + (" " if self.language.spaced else "").join(words)
+        return sign + self._join(*words)
 
     def _decimals_as_number(self, decimals: str) -> bool:
         return self.language.decimals_as_number and not decimals.startswith("0")
@@ -190,8 +191,7 @@ class FallbackNormalizer:
 
     def _compile(self) -> list[tuple[re.Pattern, Callable[[re.Match], str]]]:
         lang = self.language
-        # Not inside a word or a number; Japanese writes no spaces, so only numbers count there.
-        edge = r"(?<![\w.,])" if lang.spaced else r"(?<![\d.,])"
+        edge = WORD_EDGE if lang.spaced else NUMBER_EDGE
         mark = re.escape(lang.decimal_mark)
         group = "," if lang.decimal_mark == "." else r"\."
         num = rf"(?:\d{{1,3}}(?:{group}\d{{3}})+|\d+)(?:{mark}\d+)?"
@@ -267,7 +267,7 @@ class FallbackNormalizer:
         return []
 
     def _ordinal_rules(self) -> list[tuple[str, Callable[[re.Match], str]]]:
-        edge = r"(?<![\w.,])"
+        edge = WORD_EDGE  # only spaced languages have ordinal rules
         if self.code == "en":
             return [(rf"{edge}(\d+)(?:st|nd|rd|th)\b", lambda m: self.ordinal(int(m[1])))]
         if self.code == "de":
