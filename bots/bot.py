@@ -122,7 +122,7 @@ async def run_bot(transport: BaseTransport, config: BotConfig, handle_sigint: bo
             services.assistant_aggregator,
         ]
     )
-    latency = TurnLatencyObserver()
+    latency = TurnLatencyObserver(transcripts_owed=lambda: services.stt.owes_transcripts)
     worker = PipelineWorker(
         pipeline,
         params=PipelineParams(

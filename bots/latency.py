@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -212,8 +213,11 @@ class TurnLatencyObserver(UserBotLatencyObserver):
     """Pipecat's latency observer plus our stage moments; raises `on_turn_latency(record)` for
     every user turn the bot answered, and for every reply that started over the user."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, transcripts_owed: Callable[[], bool] = lambda: False, **kwargs):
         self._frame_time: float | None = None
+        # Whether the STT still owes transcripts of held audio (an ASR outage): a turn without
+        # words then is answered later, from its late transcript, and recorded then.
+        self._transcripts_owed = transcripts_owed
         # Pipecat's observer reads the clock while it handles a frame: give it the frame's push
         # time, so its breakdown and our moments share one timeline.
         super().__init__(time_source=lambda: self._frame_time or time.time(), **kwargs)
@@ -281,7 +285,10 @@ class TurnLatencyObserver(UserBotLatencyObserver):
                 if isinstance(frame, kind):
                     turn.stamp(key, now, data.source.name)
             if isinstance(frame, UserStoppedSpeakingFrame) and self._unanswered:
-                await self._unanswered_turn(turn, NO_WORDS)
+                if self._transcripts_owed():
+                    self._open = None  # its late transcript opens the turn that is recorded
+                else:
+                    await self._unanswered_turn(turn, NO_WORDS)
             elif isinstance(frame, FunctionCallsStartedFrame):
                 turn.tool_called = True  # a reply follows the tool's result
             elif isinstance(frame, LLMFullResponseEndFrame) and not (

@@ -73,6 +73,13 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         """The audio and turn ends waiting for the ASR session (empty while it is up)."""
         return self._held
 
+    @property
+    def owes_transcripts(self) -> bool:
+        """True while turn ends the user already spoke wait for their final transcript from a
+        reconnected ASR (held, being sent, or sent late): a turn without words now is no empty
+        turn, its words are coming."""
+        return bool(self._held) or self._replaying or bool(self._late_turn_ends)
+
     def can_generate_metrics(self) -> bool:
         return True
 

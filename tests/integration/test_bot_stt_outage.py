@@ -142,6 +142,7 @@ async def test_a_turn_spoken_while_the_asr_is_down_is_answered_once_it_is_back(
         await call.wait(call.turn_timed_out)  # the turn ended with no text: the old loss
         assert not [f for f in call.seen.frames if isinstance(f, TranscriptionFrame)]
         assert call.stt.held.held_seconds == pytest.approx(len(speech["hello"]) / 16000)
+        assert call.stt.owes_transcripts  # the latency record waits for the late transcript
         await call.serve()
         await call.wait(call.connected)
         final = await call.first(TranscriptionFrame)
@@ -153,6 +154,7 @@ async def test_a_turn_spoken_while_the_asr_is_down_is_answered_once_it_is_back(
     assert final.metadata[HELD_TURN_SPEECH_END] == vad_stop.timestamp - vad_stop.stop_secs
     assert context.context.get_messages()[-1] == {"role": "user", "content": hello_ref}
     assert not call.stt.held and call.stt.held.dropped_seconds == 0
+    assert not call.stt.owes_transcripts
 
 
 async def test_past_the_buffer_the_oldest_audio_goes_and_is_counted(

@@ -103,11 +103,11 @@ def reply() -> list:
     ]
 
 
-async def run_turns(steps: list, tmp_path):
+async def run_turns(steps: list, tmp_path, transcripts_owed=lambda: False):
     """Runs the steps; returns the records, the JSON lines and the RTVI server messages."""
     log = tmp_path / "turns.jsonl"
     rtvi = RTVIProcessor()
-    observer = TurnLatencyObserver()
+    observer = TurnLatencyObserver(transcripts_owed=transcripts_owed)
     attach_latency_reporting(observer, rtvi, str(log))
     records = []
 
@@ -293,8 +293,10 @@ async def test_a_turn_answered_after_an_asr_reconnect_is_timed_from_when_the_use
     tmp_path,
 ):
     stopped = []
+    owed = []  # the STT's turn ends waiting for a transcript from the reconnected ASR
 
     def vad_stop():
+        owed.append(True)
         stopped.append(VADUserStoppedSpeakingFrame(stop_secs=STOP_SECS))
         return stopped[-1]
 
@@ -302,10 +304,12 @@ async def test_a_turn_answered_after_an_asr_reconnect_is_timed_from_when_the_use
         # What the STT marks on a transcript of audio it held while the ASR was down.
         frame = TranscriptionFrame("what time is it", "user", time_now_iso8601(), finalized=True)
         frame.metadata[HELD_TURN_SPEECH_END] = stopped[0].timestamp - stopped[0].stop_secs
+        owed.pop()
         return frame
 
     steps = [
-        # Spoken while the ASR is down: the turn ends with no words.
+        # Spoken while the ASR is down: the turn ends with no words, and is not reported
+        # unanswered, since its words are owed.
         (0.0, lambda: VADUserStartedSpeakingFrame(start_secs=0.2)),
         (0.0, UserStartedSpeakingFrame),
         (0.5, vad_stop),
@@ -316,9 +320,9 @@ async def test_a_turn_answered_after_an_asr_reconnect_is_timed_from_when_the_use
         (0.3, UserStoppedSpeakingFrame),
         *reply(),
     ]
-    records, _, messages = await run_turns(steps, tmp_path)
+    records, _, messages = await run_turns(steps, tmp_path, transcripts_owed=lambda: bool(owed))
 
-    delayed = records[-1]
+    (delayed,) = records
     assert delayed.reconnect_delayed and delayed.late_turn is None
     # From the end of the user's speech, the outage included.
     assert delayed.total_ms >= (STOP_SECS + 1.0 + 0.3) * 1000
