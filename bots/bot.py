@@ -140,7 +140,9 @@ async def run_bot(transport: BaseTransport, config: BotConfig, handle_sigint: bo
         ),
     )
     attach_latency_reporting(latency, worker.rtvi, config.latency_log)
-    report_service_status(worker.rtvi, {"asr": services.stt, "tts": services.tts})
+    report_service_status(
+        worker.rtvi, {"asr": services.stt, "llm": services.llm, "tts": services.tts}
+    )
     runner = WorkerRunner(handle_sigint=handle_sigint)
 
     # The prompt prefix every turn shares, into vLLM's prefix cache while the client connects.

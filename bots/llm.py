@@ -8,6 +8,7 @@ voice turn cannot wait for it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ DEFAULT_SERVED_MODEL_NAME = settings.LLM_SERVED_MODEL_NAME
 
 # Spoken when a reply fails (vLLM restarting or down) instead of nothing.
 LLM_FAILED_APOLOGY = "Sorry, give me a moment."
+# How often a down LLM server's /health is asked whether it is back.
+HEALTH_POLL_SECONDS = 1.0
 
 VOICE_SYSTEM_PROMPT = (
     "You are a friendly voice assistant in a live spoken conversation. Everything you write is "
@@ -80,6 +83,16 @@ class NemotronLLMService(NvidiaLLMService):
         )
         self._url = config.url
         self._api_key = config.api_key
+        # Raised, like the STT's and TTS's, when a failed reply finds the server down and when
+        # its /health answers again (bots/service_status.py tells the page).
+        self._register_event_handler("on_disconnected")
+        self._register_event_handler("on_connected")
+        self._back_watch: asyncio.Task | None = None
+        self._stopping = False
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
 
     async def _process_context(self, context: LLMContext):
         try:
@@ -89,7 +102,41 @@ class NemotronLLMService(NvidiaLLMService):
             # base class still reports the error; the user's turn stays in the context.
             logger.warning(f"{self}: the reply failed ({e}); apologising")
             await self.push_frame(TTSSpeakFrame(LLM_FAILED_APOLOGY))
+            await self._watch_until_back()
             raise
+
+    async def _watch_until_back(self):
+        """After a failed reply: if the server is down, says so and watches for it to be back."""
+        if (self._back_watch and not self._back_watch.done()) or await self.healthy():
+            return
+        await self._call_event_handler("on_disconnected")
+        self._back_watch = self.create_task(self._wait_until_healthy())
+
+    async def _wait_until_healthy(self):
+        # Polled: a process the supervisor restarts has nothing to push to us.
+        while True:
+            if await self.healthy():
+                break
+            await asyncio.sleep(HEALTH_POLL_SECONDS)
+        logger.info(f"{self}: the LLM server is back")
+        await self._call_event_handler("on_connected")
+
+    async def healthy(self) -> bool:
+        """Whether vLLM's /health answers OK (it does once the model is loaded)."""
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+                async with http.get(
+                    _server_url(self._url) + "/health", headers=bearer_header(self._api_key)
+                ) as resp:
+                    return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def cleanup(self):
+        self._stopping = True
+        if self._back_watch:
+            await self.cancel_task(self._back_watch)
+        await super().cleanup()
 
     async def get_chat_completions(self, context: LLMContext):
         try:
@@ -124,7 +171,7 @@ class NemotronLLMService(NvidiaLLMService):
 
 async def prefix_cache_stats(url: str, api_key: str | None = None) -> dict | None:
     """vLLM's prefix-cache counters from its /metrics: prompt tokens looked up and found."""
-    metrics_url = url.removesuffix("/").removesuffix("/v1") + "/metrics"
+    metrics_url = _server_url(url) + "/metrics"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             async with http.get(metrics_url, headers=bearer_header(api_key)) as resp:
@@ -137,6 +184,11 @@ async def prefix_cache_stats(url: str, api_key: str | None = None) -> dict | Non
             if line.startswith(f"vllm:prefix_cache_{key}_total"):
                 stats[key] += float(line.rsplit(" ", 1)[1])
     return stats
+
+
+def _server_url(url: str) -> str:
+    """The server's root, from its OpenAI base URL (`http://host:port/v1`)."""
+    return url.removesuffix("/").removesuffix("/v1")
 
 
 def create_context(messages: list[dict] | None = None) -> LLMContext:

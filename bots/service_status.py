@@ -5,9 +5,8 @@ back: an RTVI server message `{"kind": "service-status", "service": "asr", "stat
 from __future__ import annotations
 
 from loguru import logger
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.processors.frameworks.rtvi import RTVIProcessor
-
-from bots.service_connection import ServiceConnection
 
 SERVICE_STATUS = "service-status"
 RECONNECTING, CONNECTED = "reconnecting", "connected"
@@ -17,7 +16,9 @@ def service_status_message(service: str, state: str) -> dict:
     return {"kind": SERVICE_STATUS, "service": service, "state": state}
 
 
-def report_service_status(rtvi: RTVIProcessor, services: dict[str, ServiceConnection]) -> None:
+def report_service_status(rtvi: RTVIProcessor, services: dict[str, FrameProcessor]) -> None:
+    """`services`: each raises `on_disconnected` and `on_connected`, and says whether it is
+    `stopping` (the STT and TTS through ServiceConnection, the LLM through its /health)."""
     down: set[str] = set()
 
     async def send(name: str, state: str):

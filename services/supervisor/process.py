@@ -158,6 +158,10 @@ class Supervised:
         pump = asyncio.create_task(self._pump(proc.stdout))
         watch = asyncio.create_task(self._watch_health(health)) if health else None
         try:
+            await _process_exit(proc)
+            # Whatever the service left behind in its group goes too: it would hold GPU memory,
+            # and our end of the output pipe, which `proc.wait()` waits on.
+            self._signal_group(proc.pid, signal.SIGKILL)
             code = await proc.wait()
         except asyncio.CancelledError:
             self._signal_group(proc.pid, signal.SIGKILL)
@@ -166,8 +170,6 @@ class Supervised:
         finally:
             if watch:
                 watch.cancel()
-        # Whatever the service left behind in its group goes too (it would hold GPU memory).
-        self._signal_group(proc.pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(pump, 5)
         self.pid = None
@@ -242,3 +244,24 @@ class Supervised:
     def _signal_group(pgid: int, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, sig)
+
+
+async def _process_exit(proc: asyncio.subprocess.Process) -> None:
+    """Returns once the process has ended, whatever its children do. asyncio's
+    `Process.wait()` also waits for the output pipe to close, and a child that outlives the
+    service (vLLM's engine core, when its API server is killed) keeps it open."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return  # already ended
+    except OSError:  # no pidfd (a kernel older than 5.3): asyncio's wait alone
+        await proc.wait()
+        return
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+    loop.add_reader(fd, lambda: ended.done() or ended.set_result(None))
+    try:
+        await ended
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

@@ -475,6 +475,8 @@ async def test_a_failed_reply_is_apologised_for_and_the_turn_kept(tts_server):
     from tests.process_helpers import free_port
 
     down = NemotronLLMService(LLMConfig(url=f"http://127.0.0.1:{free_port()}/v1", model="x"))
+    status = []
+    down.event_handler("on_disconnected")(lambda _: status.append("down"))
     context = create_context([{"role": "user", "content": "What time is it?"}])
     user, assistant = LLMContextAggregatorPair(context)
     seen = FrameLog()
@@ -488,6 +490,7 @@ async def test_a_failed_reply_is_apologised_for_and_the_turn_kept(tts_server):
     assert seen.index(TTSAudioRawFrame) > 0
     messages = context.get_messages()
     assert {"role": "user", "content": "What time is it?"} in messages
+    assert status == ["down"]  # the page is told the LLM is reconnecting
 
 
 class DropTheTTSAtTheSecondSegment(FrameProcessor):

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from loguru import logger
 from launcher.record import pid_alive
 from services.supervisor.supervisor import Supervisor
 from services.supervisor.table import Service
+from tests.llm_helpers import poll
 from tests.process_helpers import free_port, listening
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,3 +161,44 @@ def test_the_entrypoint_runs_the_profile_and_stops_cleanly_on_sigterm(tmp_path):
     assert "[supervisor]" in out and "[asr] " in out and "all services stopped" in out
     assert not pid_alive(child) and not listening(port)
     assert not (tmp_path / "run" / "state.json").exists()
+
+
+# A service shaped like vLLM's: its process starts a child (the engine core) that shares its
+# output, then answers /health.
+WITH_A_CHILD = """
+import http.server, subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(f"engine pid: {child.pid}", flush=True)
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+async def test_a_killed_service_whose_child_outlives_it_is_restarted_and_the_child_ended(
+    tmp_path,
+):
+    """Killing vLLM's API server used to leave its engine core holding the output pipe, so the
+    supervisor never saw the exit: no restart, and the engine kept its memory."""
+    port = free_port()
+    service = Service("llm", (sys.executable, "-c", WITH_A_CHILD, str(port)), port, ())
+    supervisor = Supervisor([service], tmp_path, out=io.StringIO())
+    run = asyncio.create_task(supervisor.run(handle_signals=False))
+    unit = supervisor.units["llm"]
+
+    def children() -> list[int]:
+        log = (tmp_path / "logs" / "llm.log").read_text()
+        return [int(pid) for pid in re.findall(r"^engine pid: (\d+)$", log, re.MULTILINE)]
+
+    assert await poll(lambda: unit.status == "healthy" and children(), within=PATIENCE_S)
+    killed, (orphan,) = unit.pid, children()
+    os.kill(killed, signal.SIGKILL)
+    restarted = await poll(
+        lambda: unit.pid not in (None, killed) and unit.status == "healthy", within=PATIENCE_S
+    )
+    assert restarted and unit.restarts == 1
+    assert not pid_alive(orphan)
+    supervisor.request_stop()
+    assert await run == 0
