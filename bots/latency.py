@@ -252,9 +252,11 @@ class TurnLatencyObserver(UserBotLatencyObserver):
 
     async def _track(self, data: FramePushed):
         frame, now, turn = data.frame, self._frame_time, self._open
-        if isinstance(frame, TranscriptionFrame) and HELD_TURN_SPEECH_END in frame.metadata:
-            # A turn spoken while the ASR was down: measured from when the user stopped.
-            turn = self._open = _OpenTurn(frame.metadata[HELD_TURN_SPEECH_END])
+        held_end = frame.metadata.get(HELD_TURN_SPEECH_END)
+        if held_end is not None and not (turn and turn.reconnect_delayed):
+            # A turn spoken while the ASR was down: measured from when the user stopped. Later
+            # held turns come at once and join its reply, so the wait is the first one's.
+            turn = self._open = _OpenTurn(held_end)
             turn.reconnect_delayed = True
         self._follow_user_turn(frame)
         self._speculation.follow(frame)
@@ -269,7 +271,10 @@ class TurnLatencyObserver(UserBotLatencyObserver):
         elif turn is None:
             return
         elif isinstance(frame, InterruptionFrame):
-            self._open = None  # the reply being measured was cancelled
+            # The reply being measured was cancelled; before the turn's end, it is the user's
+            # own turn starting (a late transcript's), which cancels nothing of this turn.
+            if "turn_end" in turn.at:
+                self._open = None
         elif isinstance(frame, TranscriptionFrame) and "turn_end" not in turn.at:
             turn.stamp("transcript", now, data.source.name, replace=True)
         elif isinstance(frame, MetricsFrame) and "turn_end" not in turn.at:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import aiohttp
 from loguru import logger
 from openai import APIConnectionError, APITimeoutError, OpenAIError
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import Frame, TTSSpeakFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.nvidia.llm import NvidiaLLMService
 
 import settings
@@ -89,10 +90,19 @@ class NemotronLLMService(NvidiaLLMService):
         self._register_event_handler("on_connected")
         self._back_watch: asyncio.Task | None = None
         self._stopping = False
+        self._reply_failed = False
 
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if self._reply_failed:
+            # After the failed reply's end, so that the TTS has spoken what came before the
+            # failure first (a TTSSpeakFrame goes straight to synthesis).
+            self._reply_failed = False
+            await self.push_frame(TTSSpeakFrame(LLM_FAILED_APOLOGY))
 
     async def _process_context(self, context: LLMContext):
         try:
@@ -101,7 +111,7 @@ class NemotronLLMService(NvidiaLLMService):
             # Silence would leave the user wondering: say so, and the next turn retries. The
             # base class still reports the error; the user's turn stays in the context.
             logger.warning(f"{self}: the reply failed ({e}); apologising")
-            await self.push_frame(TTSSpeakFrame(LLM_FAILED_APOLOGY))
+            self._reply_failed = True
             await self._watch_until_back()
             raise
 

@@ -8,6 +8,7 @@ weights: its audio is checked as audio, not as words."""
 import json
 import os
 import signal
+import time
 import wave
 
 import numpy as np
@@ -145,27 +146,130 @@ async def audio_grew(page, before: dict) -> bool:
     return now["bytes"] > before["bytes"] and now["energy"] > before["energy"]
 
 
-async def test_a_turn_spoken_while_the_asr_restarts_is_answered(product, mic_wav, tmp_path):
+@pytest.fixture
+def slow_mic(tmp_path):
+    """The microphone, looping every 45 s (longer than an ASR restart): 3 s of silence, then
+    the question."""
+    request = speak(QUESTION, rate=48000)
+    pcm = np.concatenate([np.zeros(3 * 48000, np.int16), request])
+    pcm = np.concatenate([pcm, np.zeros(45 * 48000 - len(pcm), np.int16)])
+    path = tmp_path / "slow.wav"
+    path.write_bytes(wav_bytes(pcm, rate=48000))
+    return path
+
+
+USER_AND_BOT_LINES_JS = """() => [...document.querySelectorAll("#transcript li")]
+  .filter((li) => li.dataset.role === "user" || li.dataset.role === "bot")
+  .map((li) => [li.dataset.role, li.textContent.trim(), !li.querySelector(".pending")])"""
+
+
+async def test_a_turn_spoken_while_the_asr_restarts_is_answered(product, slow_mic, tmp_path):
     """The ASR process is killed as the call starts, so the user's question comes while the
     supervisor restarts it: the page says the ASR is reconnecting, clears when it is back, and
-    the question held meanwhile is transcribed and answered."""
-    async with chromium(mic_wav, tmp_path / "profile") as browser:
+    the question held meanwhile is transcribed and answered, in one latency record timed from
+    when the user stopped. The user's next question, after the restart, is answered as usual."""
+    async with chromium(slow_mic, tmp_path / "profile") as browser:
         page = await browser.new_page()
         await page.goto(f"{product.bot_url}/")
         await page.click("#connect")
         await page.wait_for_selector("#status[data-state=connected]", timeout=60_000)
         state = json.loads((product.run_dir / "state.json").read_text())
+        killed_at = time.time()
         os.kill(state["services"]["asr"]["pid"], signal.SIGKILL)
         await page.wait_for_selector("#status[data-state=reconnecting]", timeout=30_000)
         assert "ASR" in await page.inner_text("#status")
         # Back once the supervisor has restarted it (about 25 s on two cores).
         await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
-        await page.wait_for_selector("#transcript li[data-role=user]", timeout=60_000)
-        user_text = await page.inner_text("#transcript li[data-role=user]")
-        assert user_text.strip() == QUESTION
-        assert await poll(lambda: page.evaluate(SPOKEN_REPLY_JS), within=120), "no spoken reply"
-        reply = await page.evaluate(SPOKEN_REPLY_JS)
-        assert "84" in reply["text"]
+        back_at = time.time()
+
+        async def two_turns_answered():
+            lines = await page.evaluate(USER_AND_BOT_LINES_JS)
+            replies = [text for role, text, spoken in lines if role == "bot" and spoken]
+            return len([line for line in lines if line[0] == "user"]) >= 2 and len(replies) >= 3
+
+        # The greeting, then both questions' replies, spoken to the end.
+        assert await poll(two_turns_answered, within=180), await page.evaluate(
+            USER_AND_BOT_LINES_JS
+        )
+        lines = await page.evaluate(USER_AND_BOT_LINES_JS)
+    assert [text for role, text, _ in lines if role == "user"][:2] == [QUESTION, QUESTION]
+    replies = [text for role, text, _ in lines if role == "bot"][1:3]
+    assert all("84" in reply for reply in replies), lines
+    records = latency_records(product, since=killed_at)
+    assert not [r for r in records if r["unanswered"]], records
+    held, after = records[:2]
+    assert held["reconnect_delayed"] and not after["reconnect_delayed"], records
+    print(
+        f"ASR restart {back_at - killed_at:.1f} s; the question held meanwhile answered "
+        f"{held['total_ms'] / 1000:.1f} s after the user stopped, "
+        f"{held['speech_end'] + held['total_ms'] / 1000 - back_at:.1f} s after the ASR was back; "
+        f"the next question {after['total_ms'] / 1000:.1f} s after the user stopped"
+    )
+
+
+def latency_records(product, since: float) -> list[dict]:
+    """The bot's per-turn latency records (all sessions) for turns that ended after `since`."""
+    lines = product.latency_log.read_text().splitlines() if product.latency_log.exists() else []
+    return [r for r in map(json.loads, lines) if r["speech_end"] > since]
+
+
+@pytest.fixture
+def story_mic(tmp_path):
+    """The microphone, looping every 30 s: 3 s of silence, then a request for a long reply."""
+    request = speak("tell me a long story", rate=48000)
+    pcm = np.concatenate([np.zeros(3 * 48000, np.int16), request])
+    pcm = np.concatenate([pcm, np.zeros(30 * 48000 - len(pcm), np.int16)])
+    path = tmp_path / "story.wav"
+    path.write_bytes(wav_bytes(pcm, rate=48000))
+    return path
+
+
+BOT_LINES_JS = """() => [...document.querySelectorAll("#transcript li[data-role=bot]")]
+  .map((li) => li.textContent.trim())"""
+
+
+async def test_vllm_killed_mid_reply_is_apologised_for_and_the_next_turn_answered(
+    product, story_mic, tmp_path
+):
+    """vLLM is killed while it streams the story: the bot says it needs a moment, the page says
+    the LLM is reconnecting until the supervisor has it back, and the user's next request gets
+    its story."""
+    from bots.llm import LLM_FAILED_APOLOGY
+
+    llm = product.http("llm")
+    async with chromium(story_mic, tmp_path / "profile") as browser:
+        page = await browser.new_page()
+        await page.goto(f"{product.bot_url}/")
+        await page.click("#connect")
+        await page.wait_for_selector("#status[data-state=connected]", timeout=60_000)
+        assert await poll(lambda: has_event(page, "user-started-speaking"), within=60)
+        # The story's request streaming (the greeting's warm-up requests are done by now).
+        assert await poll(lambda: metric(llm, "vllm:num_requests_running") > 0, every=0.01)
+        state = json.loads((product.run_dir / "state.json").read_text())
+        os.kill(state["services"]["llm"]["pid"], signal.SIGKILL)
+
+        async def bot_lines() -> list[str]:
+            return await page.evaluate(BOT_LINES_JS)
+
+        assert await poll(lambda: said(bot_lines, LLM_FAILED_APOLOGY), within=60), "no apology"
+        # Said after what the reply had spoken before it failed, not in the middle of it.
+        (cut,) = [line for line in await bot_lines() if LLM_FAILED_APOLOGY in line]
+        assert cut.endswith(LLM_FAILED_APOLOGY), cut
+        await page.wait_for_selector("#status[data-state=reconnecting]", timeout=30_000)
+        assert "LLM" in await page.inner_text("#status")
+        await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
+
+        async def story_after_the_apology() -> bool:
+            lines = await bot_lines()
+            last_apology = max(i for i, line in enumerate(lines) if LLM_FAILED_APOLOGY in line)
+            return any("upon a time" in line for line in lines[last_apology + 1 :])
+
+        # The microphone asks again every 30 s.
+        assert await poll(story_after_the_apology, within=120), await bot_lines()
+
+
+async def said(bot_lines, text: str) -> bool:
+    return any(text in line for line in await bot_lines())
 
 
 async def test_the_tts_restarting_is_shown_and_the_lost_greeting_owned_up_to(product, tmp_path):

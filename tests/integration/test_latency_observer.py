@@ -300,23 +300,31 @@ async def test_a_turn_answered_after_an_asr_reconnect_is_timed_from_when_the_use
         stopped.append(VADUserStoppedSpeakingFrame(stop_secs=STOP_SECS))
         return stopped[-1]
 
-    def late_transcript():
+    def late_transcript(turn: int):
         # What the STT marks on a transcript of audio it held while the ASR was down.
         frame = TranscriptionFrame("what time is it", "user", time_now_iso8601(), finalized=True)
-        frame.metadata[HELD_TURN_SPEECH_END] = stopped[0].timestamp - stopped[0].stop_secs
+        frame.metadata[HELD_TURN_SPEECH_END] = stopped[turn].timestamp - stopped[turn].stop_secs
         owed.pop()
         return frame
 
+    def spoken_while_the_asr_is_down():
+        # The turn ends with no words, and is not reported unanswered: its words are owed.
+        return [
+            (0.0, lambda: VADUserStartedSpeakingFrame(start_secs=0.2)),
+            (0.0, UserStartedSpeakingFrame),
+            (0.5, vad_stop),
+            (0.0, UserStoppedSpeakingFrame),
+        ]
+
     steps = [
-        # Spoken while the ASR is down: the turn ends with no words, and is not reported
-        # unanswered, since its words are owed.
-        (0.0, lambda: VADUserStartedSpeakingFrame(start_secs=0.2)),
+        *spoken_while_the_asr_is_down(),
+        *spoken_while_the_asr_is_down(),
+        # The ASR is back a second later; the held audio's transcripts open a turn of their
+        # own, which the user waited for since the first.
+        (1.0, lambda: late_transcript(0)),
         (0.0, UserStartedSpeakingFrame),
-        (0.5, vad_stop),
-        (0.0, UserStoppedSpeakingFrame),
-        # The ASR is back a second later; the held audio's transcript opens a turn of its own.
-        (1.0, late_transcript),
-        (0.0, UserStartedSpeakingFrame),
+        (0.0, InterruptionFrame),  # Pipecat's, as that turn starts
+        (0.0, lambda: late_transcript(1)),
         (0.3, UserStoppedSpeakingFrame),
         *reply(),
     ]
@@ -324,6 +332,7 @@ async def test_a_turn_answered_after_an_asr_reconnect_is_timed_from_when_the_use
 
     (delayed,) = records
     assert delayed.reconnect_delayed and delayed.late_turn is None
-    # From the end of the user's speech, the outage included.
-    assert delayed.total_ms >= (STOP_SECS + 1.0 + 0.3) * 1000
+    # From the end of the user's first speech, the outage included.
+    assert delayed.speech_end == stopped[0].timestamp - stopped[0].stop_secs
+    assert delayed.total_ms >= (2 * STOP_SECS + 0.5 + 1.0 + 0.3) * 1000
     assert messages[-1]["reconnect_delayed"] is True
