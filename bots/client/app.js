@@ -110,6 +110,13 @@ function onRtviMessage(msg) {
 function showServiceStatus(data) {
   if (data.state === "reconnecting") state.servicesDown.add(data.service);
   else state.servicesDown.delete(data.service);
+  if (data.service === "tts" && data.state === "connected") {
+    // The TTS is back, fresh: what it had not finished before it went away was never heard.
+    for (const part of document.querySelectorAll("#transcript .pending")) {
+      part.className = "unspoken lost";
+      part.title = "not spoken: the TTS service went away";
+    }
+  }
   showConnected();
 }
 
@@ -124,7 +131,11 @@ function showConnected() {
 function showBotOutput(data) {
   if (data.spoken_status && data.spoken_status !== "new") {
     const part = document.querySelector(`#transcript span[data-segment="${data.segment_id}"]`);
-    if (data.spoken_status === "completed") part?.classList.remove("pending");
+    // A part marked lost whose audio was already on its way was heard after all.
+    if (data.spoken_status === "completed" && part?.classList.contains("lost")) {
+      part.className = "";
+      part.removeAttribute("title");
+    } else if (data.spoken_status === "completed") part?.classList.remove("pending");
     return;
   }
   state.botText ??= addEntry("bot", "");

@@ -195,7 +195,10 @@ async def test_a_turn_spoken_while_the_asr_restarts_is_answered(product, slow_mi
     assert [text for role, text, _ in lines if role == "user"][:2] == [QUESTION, QUESTION]
     replies = [text for role, text, _ in lines if role == "bot"][1:3]
     assert all("84" in reply for reply in replies), lines
-    records = latency_records(product, since=killed_at)
+    (held_session,) = {
+        r["session"] for r in latency_records(product, killed_at) if r["reconnect_delayed"]
+    }
+    records = [r for r in latency_records(product, killed_at) if r["session"] == held_session]
     assert not [r for r in records if r["unanswered"]], records
     held, after = records[:2]
     assert held["reconnect_delayed"] and not after["reconnect_delayed"], records
@@ -293,3 +296,43 @@ async def test_the_tts_restarting_is_shown_and_the_lost_greeting_owned_up_to(pro
         notice = page.locator("#transcript li[data-role=bot]", has_text=CUT_OFF_NOTICE)
         await notice.wait_for(timeout=60_000)
         assert await poll(lambda: audio_grew(page, silent), within=60), "the notice was not heard"
+
+
+REPLY_PARTS_JS = """() => {
+  const reply = document.querySelector("#transcript li[data-role=user] ~ li[data-role=bot]");
+  return reply ? [...reply.children].map((s) => [s.textContent.trim(), s.className]) : [];
+}"""
+
+
+async def test_the_tts_killed_mid_reply_is_said_once_it_is_back(product, story_mic, tmp_path):
+    """The TTS process is killed while it synthesises the story: the page says the TTS is
+    reconnecting until the supervisor has it back, what was lost is not shown as spoken, and the
+    bot says its voice cut out, in audio that reaches the browser."""
+    from bots.tts import CUT_OFF_NOTICE
+
+    tts = product.http("tts")
+    async with chromium(story_mic, tmp_path / "profile") as browser:
+        page = await browser.new_page()
+        await page.goto(f"{product.bot_url}/")
+        await page.click("#connect")
+        await page.wait_for_selector("#status[data-state=connected]", timeout=60_000)
+        # The story's second segment on its way: the first one is being heard.
+        assert await poll(lambda: len_at_least(page.evaluate(REPLY_PARTS_JS), 2), within=60)
+        assert await poll(lambda: metric(tts, "tts_active_utterances") > 0, every=0.01)
+        state = json.loads((product.run_dir / "state.json").read_text())
+        os.kill(state["services"]["tts"]["pid"], signal.SIGKILL)
+        await page.wait_for_selector("#status[data-state=reconnecting]", timeout=30_000)
+        assert "TTS" in await page.inner_text("#status")
+        silent = await inbound_audio(page)
+        await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
+        notice = page.locator("#transcript li[data-role=bot]", has_text=CUT_OFF_NOTICE)
+        await notice.wait_for(timeout=60_000)
+        assert await poll(lambda: audio_grew(page, silent), within=60), "the notice was not heard"
+        parts = await page.evaluate(REPLY_PARTS_JS)
+    # The story began to be heard; the part the TTS took with it is shown as not spoken.
+    assert parts[0] == ["Once upon a time,", ""], parts
+    assert ["unspoken lost"] == sorted({cls for _, cls in parts} - {""}), parts
+
+
+async def len_at_least(items, n: int) -> bool:
+    return len(await items) >= n
