@@ -32,6 +32,10 @@ Commands:
                      --concurrency N, --out DIR (report.md, turns.jsonl, latency.png);
                      `bench --help` lists them all
   bench services     The ASR and TTS service benchmarks in tests/bench
+  eval asr [OPTIONS] Word error rate of the running ASR per latency mode, beside the model
+                     card's: --dataset librispeech-clean|librispeech-other|fleurs:LOCALES|DIR,
+                     --modes 80,160,560,1120, --limit N, --concurrency K, --realtime,
+                     --compare-offline; `eval asr --help` lists them all
   test [ARGS]        Install what the tests need, lint (ruff, shellcheck, hadolint), run pytest.
                      ARGS go to pytest, e.g. `test tests/unit -x`
   help               Show this help
@@ -129,6 +133,7 @@ def main(argv: list[str]) -> int:
         "doctor": lambda: commands.doctor(parse_start(args)),
         "fetch-models": lambda: commands.fetch_models_command(parse_start(args)),
         "bench": lambda: commands.bench(args),
+        "eval": lambda: commands.eval_command(args),
     }
     try:
         if command in ("help", "-h", "--help"):

@@ -1,4 +1,4 @@
-"""The verbs: start, stop, restart, status, logs, shell, doctor and bench."""
+"""The verbs: start, stop, restart, status, logs, shell, doctor, bench and eval."""
 
 from __future__ import annotations
 
@@ -432,3 +432,14 @@ def bench(args: list[str]) -> int:
     argv = [sys.executable, "-m", "scripts.v2v_bench"]
     argv += ["--profile", record.profile] if record else []
     os.execv(sys.executable, [*argv, *args])
+
+
+def eval_command(args: list[str]) -> int:
+    """`eval asr [OPTIONS]`: scripts/asr_eval against the running ASR service."""
+    if args[:1] != ["asr"]:
+        raise UsageError("eval checks the ASR: `eval asr [OPTIONS]` (`eval asr --help`)")
+    options = args[1:]
+    # NeMo (the asr extra) only for its offline transcription.
+    venv.sync(["eval", *(["asr"] if "--compare-offline" in options else [])], quiet=True)
+    argv = [sys.executable, "-m", "scripts.asr_eval", *options]
+    os.execv(sys.executable, argv)

@@ -94,6 +94,8 @@ def test_help_lists_every_command_and_option(capsys):
         (["logs", "asr", "tts"], "logs takes one service"),
         (["logs", "-n", "many"], "-n needs a number of lines"),
         (["bench", "services", "--fast"], "bench services takes no options"),
+        (["eval"], "eval checks the ASR: `eval asr [OPTIONS]`"),
+        (["eval", "tts"], "eval checks the ASR: `eval asr [OPTIONS]`"),
     ],
 )
 def test_a_bad_argument_prints_the_usage_and_exits_2(capsys, args, message):
