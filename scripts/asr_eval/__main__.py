@@ -210,12 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     text = report.table(rows)
     flagged = report.flags(rows)
+    gaps = report.offline_gaps(rows, run.get("offline_mode_ms"))
     print(text)
+    for line in gaps:
+        print(line)
     for line in flagged:
         print(f"⚠ {line}")
     report.write(args.out, rows, run)
     (args.out / "report.md").write_text(
         f"# ASR accuracy: {run['model']}\n\n{text}\n\n"
+        + "".join(f"- {line}\n" for line in gaps)
         + "".join(f"- ⚠ {line}\n" for line in flagged)
     )
     print(f"wrote {args.out}/eval.json, report.md and wer.png")

@@ -77,6 +77,26 @@ def flags(rows: list[Row]) -> list[str]:
     ]
 
 
+def offline_gaps(rows: list[Row], offline_mode_ms: int | None) -> list[str]:
+    """For --compare-offline: the service's streaming WER at the widest mode against NeMo's
+    offline transcription with the same attention context. A gap points at the serving."""
+    lines = []
+    for off in (r for r in rows if r.latency_ms == 0):
+        streamed = [r for r in rows if r.dataset == off.dataset and r.latency_ms == offline_mode_ms]
+        if not streamed:
+            lines.append(
+                f"{off.dataset}: NeMo offline {off.wer_percent:.2f} % (stream the "
+                f"{offline_mode_ms} ms mode too to compare)"
+            )
+            continue
+        gap = streamed[0].wer_percent - off.wer_percent
+        lines.append(
+            f"{off.dataset}: streaming at {offline_mode_ms} ms {streamed[0].wer_percent:.2f} %, "
+            f"NeMo offline with the same context {off.wer_percent:.2f} %: gap {gap:+.2f} points"
+        )
+    return lines
+
+
 def write(out: Path, rows: list[Row], run: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     results = [asdict(r) | {"relative_to_card": r.relative, "flagged": r.flagged} for r in rows]
@@ -95,7 +115,11 @@ def plot(rows: list[Row], path: Path) -> None:
     for ax, dataset in zip(axes[0], datasets, strict=True):
         mine = [r for r in rows if r.dataset == dataset]
         x = range(len(mine))
-        ax.bar(x, [r.wer_percent for r in mine], color=["C3" if r.flagged else "C0" for r in mine])
+        wers = [r.wer_percent for r in mine]
+        bars = ax.bar(x, wers, color=["C3" if r.flagged else "C0" for r in mine])
+        ax.bar_label(bars, fmt="%.2f")
+        top = max([*wers, *(r.card_percent or 0 for r in mine)])
+        ax.set_ylim(0, max(1.0, top * 1.25))
         card = [(i, r.card_percent) for i, r in enumerate(mine) if r.card_percent is not None]
         if card:
             ax.scatter(*zip(*card, strict=True), marker="_", s=600, color="k", label="model card")

@@ -74,6 +74,10 @@ async def test_the_trained_model_scores_zero_streaming_and_offline(phrases, tmp_
     ]
     assert results[0]["card_percent"] is None  # the tiny model is not the card's
     assert "| librispeech-clean | 80 ms | 0.00 | — |" in out
+    assert (
+        "librispeech-clean: streaming at 1120 ms 0.00 %, NeMo offline with the same context "
+        "0.00 %: gap +0.00 points"
+    ) in out
     assert (tmp_path / "wer.png").stat().st_size > 0 and (tmp_path / "report.md").exists()
 
 
