@@ -10,7 +10,7 @@ import json
 import pytest
 
 from scripts.asr_eval.__main__ import main
-from services.asr.model import load_model
+from services.asr.model import latency_modes, load_model
 from services.asr.server import AsrService, Settings
 from tests.audio import speak_with, wav_bytes
 from tests.models.train_tiny_asr import HELD_OUT_VOICES, OUT, PHRASES
@@ -119,3 +119,32 @@ async def test_no_service_is_a_clear_error(phrases, tmp_path, capsys):
     assert code == 1
     assert f"error: no ASR service answers at {url}" in err
     assert "./scripts/nemotron.sh start" in err
+
+
+async def test_the_language_reaches_the_session_and_the_offline_run(
+    phrases, tiny_asr_prompt_path, tmp_path, capsys
+):
+    """The multilingual layout with random weights: streaming in German and NeMo's offline
+    transcription in German agree word for word, so the gap is nil whatever the WER."""
+    model = load_model(str(tiny_asr_prompt_path), "cpu")
+    widest = max(latency_modes(model))
+    async with served(AsrService(Settings(model="tiny-prompt", device="cpu"), model)) as base:
+        code, out, _ = await run_eval(
+            capsys,
+            *("--dataset", phrases, "--url", f"{base.replace('http', 'ws')}/"),
+            *("--language", "de-DE", "--modes", widest, "--compare-offline"),
+            *("--offline-model", tiny_asr_prompt_path, "--offline-device", "cpu"),
+            *("--out", tmp_path),
+        )
+    assert code == 0, out
+    assert f"streaming at {widest} ms" in out and "gap +0.00 points" in out
+
+
+async def test_a_language_for_an_english_only_model_is_a_clear_error(
+    phrases, asr_server, tmp_path, capsys
+):
+    code, _, err = await run_eval(
+        capsys, "--dataset", phrases, "--url", asr_server[1], "--language", "de-DE"
+    )
+    assert code == 2
+    assert "is English only: not de-DE" in err
