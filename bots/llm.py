@@ -22,7 +22,7 @@ from pipecat.services.nvidia.llm import NvidiaLLMService
 
 import settings
 from bots.tools import TOOLS
-from protocol.auth import bearer_header
+from protocol.auth import auth_headers, modal_proxy_headers
 
 DEFAULT_URL = settings.address("llm", {})
 # The name `services.llm` serves the model under, whatever checkpoint the profile picked.
@@ -80,7 +80,11 @@ class NemotronLLMService(NvidiaLLMService):
         if settings is not None:
             default_settings.apply_update(settings)
         super().__init__(
-            api_key=config.api_key, base_url=config.url, settings=default_settings, **kwargs
+            api_key=config.api_key,
+            base_url=config.url,
+            settings=default_settings,
+            default_headers=modal_proxy_headers(),  # the key goes as the OpenAI client's own
+            **kwargs,
         )
         self._url = config.url
         self._api_key = config.api_key
@@ -136,7 +140,7 @@ class NemotronLLMService(NvidiaLLMService):
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
                 async with http.get(
-                    _server_url(self._url) + "/health", headers=bearer_header(self._api_key)
+                    _server_url(self._url) + "/health", headers=auth_headers(self._api_key)
                 ) as resp:
                     return resp.status == 200
         except (aiohttp.ClientError, TimeoutError):
@@ -184,7 +188,7 @@ async def prefix_cache_stats(url: str, api_key: str | None = None) -> dict | Non
     metrics_url = _server_url(url) + "/metrics"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            async with http.get(metrics_url, headers=bearer_header(api_key)) as resp:
+            async with http.get(metrics_url, headers=auth_headers(api_key)) as resp:
                 text = await resp.text()
     except (aiohttp.ClientError, TimeoutError):
         return None

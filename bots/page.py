@@ -11,7 +11,7 @@ from loguru import logger
 
 from bots.config import BotConfig
 from protocol import asr, tts
-from protocol.auth import bearer_header
+from protocol.auth import auth_headers
 from protocol.common import Message
 from protocol.health import PATH as HEALTH_PATH
 
@@ -42,7 +42,7 @@ async def _get(
 
 async def page_options(config: BotConfig) -> dict:
     """Latency modes from the ASR service and voices from the TTS service, for the selectors."""
-    headers = bearer_header(config.api_key)
+    headers = auth_headers(config.api_key)
     async with aiohttp.ClientSession(timeout=PROBE_TIMEOUT) as session:
         health = await _get(session, http_base(config.asr_url) + HEALTH_PATH, headers, asr.Health)
         voices = await _get(

@@ -9,7 +9,7 @@ from loguru import logger
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from websockets.protocol import State
 
-from protocol.auth import bearer_header
+from protocol.auth import auth_headers
 
 # A restarting service takes seconds (tiny models) to a minute (GPU models) to load: retry
 # quickly and for long enough, rather than Pipecat's default of three tries 4-10 s apart.
@@ -51,7 +51,7 @@ class ServiceConnection:
     async def _dial(self):
         """A new connection to the service, with the token if there is one."""
         return await self._websocket_connect(
-            self._url, additional_headers=bearer_header(self._api_key)
+            self._url, additional_headers=auth_headers(self._api_key)
         )
 
     async def _open_session(self, name: str, parse, accepted: type, hello: str | None = None):

