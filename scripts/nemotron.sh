@@ -69,7 +69,7 @@ cmd_test() {
   "$UV" run --frozen --no-sync ruff format --check .
   log "lint: shellcheck, hadolint"
   "$UV" run --frozen --no-sync shellcheck scripts/*.sh docker/entrypoint .ci/run
-  "$UV" run --frozen --no-sync hadolint docker/Dockerfile docker/Dockerfile.bot
+  "$UV" run --frozen --no-sync hadolint docker/Dockerfile docker/Dockerfile.bot deploy/pipecat-cloud/Dockerfile
   log "tests: pytest"
   "$UV" run --frozen --no-sync pytest "$@"
 }

@@ -14,7 +14,7 @@ import modal
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 8000
 # The weights, downloaded once into a Volume and shared by every container.
-HF_HOME = "/root/.cache/huggingface"
+HF_HOME = "/hf-cache"
 HF_CACHE = modal.Volume.from_name("nemotron-voice-hf-cache", create_if_missing=True)
 # NEMOTRON_API_KEY (the bearer token every service checks) and HF_TOKEN, if a model is gated.
 SECRET = modal.Secret.from_name("nemotron-voice")
