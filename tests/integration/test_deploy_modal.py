@@ -6,7 +6,14 @@ tiny models and serves our protocols end to end, guarded by NEMOTRON_API_KEY."""
 import pytest
 import websockets
 from modal._utils.async_utils import synchronizer
+from pipecat.frames.frames import (
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.tests.utils import SleepFrame, run_test
 
+from bots.stt import NemotronSTTService
 from deploy.modal import asr as modal_asr
 from deploy.modal import common
 from deploy.modal import llm as modal_llm
@@ -18,6 +25,7 @@ from services.asr import __main__ as asr_main
 from services.tts import __main__ as tts_main
 from tests.asr_helpers import Turn, read_until_final, send_pcm
 from tests.audio import speak
+from tests.integration.test_bot_stt import audio_frames
 from tests.models.train_tiny_asr import OUT as TRAINED_ASR
 from tests.process_helpers import free_port, wait_healthy
 from tests.tts_helpers import read_stream, text_message
@@ -56,6 +64,8 @@ def started(module: str, *args: str):
 
 
 async def test_the_asr_app_serves_the_protocol_with_its_token():
+    """A raw protocol client, refused without the token; then the bot's own STT, pointed at the
+    service as at a deployed one, with it."""
     port, proc = started("services.asr", "--model", str(TRAINED_ASR))
     try:
         wait_healthy(port, proc, asr_proto.Health, timeout=240)
@@ -70,6 +80,16 @@ async def test_the_asr_app_serves_the_protocol_with_its_token():
             await ws.send(asr_proto.Reset(finalize=True).to_json())
             turn = await read_until_final(ws, turn)
         assert turn.final.text == "hello there"
+
+        stt = NemotronSTTService(url=url, api_key=KEY, latency_ms=160)
+        frames = [
+            VADUserStartedSpeakingFrame(),
+            *audio_frames(speak("what time is it", silence_s=0.3)),
+        ]
+        frames += [VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(sleep=2.0)]
+        down, _ = await run_test(stt, frames_to_send=frames)
+        finals = [f.text for f in down if isinstance(f, TranscriptionFrame)]
+        assert finals == ["what time is it"]
     finally:
         proc.kill()
         proc.wait()
