@@ -11,7 +11,10 @@ from pathlib import Path
 
 import modal
 
+import settings
+
 ROOT = Path(__file__).resolve().parents[2]
+settings.load_env()  # `modal deploy` reads the NEMOTRON_MODAL_* settings from .env too
 PORT = 8000
 # The weights, downloaded once into a Volume and shared by every container.
 HF_HOME = "/hf-cache"
@@ -50,9 +53,11 @@ def nemo_image(extra: str) -> modal.Image:
 
 
 def vllm_image() -> modal.Image:
-    """The NVIDIA vLLM image our container is built on, with our launcher of vLLM."""
+    """The NVIDIA vLLM image our container is built on, with our launcher of vLLM and the little
+    it imports (its torch and vLLM stay the image's own)."""
     return (
         modal.Image.from_registry("nvcr.io/nvidia/vllm:26.10-py3", add_python=None)
+        .pip_install("loguru>=0.7", "python-dotenv>=1.0")
         .env({"HF_HOME": HF_HOME})
         .add_local_python_source(*SOURCES)
     )
