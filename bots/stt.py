@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator
-from urllib.parse import urlencode
 
 from loguru import logger
 from pipecat.audio.utils import create_stream_resampler
@@ -54,9 +53,8 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         reconnect_buffer_secs: float = DEFAULT_RECONNECT_BUFFER_SECS,
         **kwargs,
     ):
-        query = {k: v for k, v in {"latency_ms": latency_ms, "language": language}.items() if v}
         super().__init__(
-            url=f"{url}?{urlencode(query)}" if query else url,
+            url=proto.session_url(url, latency_ms, language),
             api_key=api_key,
             settings=STTSettings(model=None, language=language),
             ttfs_p99_latency=ttfs_p99_latency,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from protocol import health
 from protocol.common import OMIT_NONE, Message, ProtocolError, json_object, parse_typed
@@ -106,6 +107,13 @@ def _parse_language(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ProtocolError(ErrorCode.BAD_CONFIG, f"language must be a locale string: {value!r}")
     return value.strip()
+
+
+def session_url(url: str, latency_ms: int | None = None, language: str | None = None) -> str:
+    """The WebSocket URL of a session with this mode and language (None: the service's own)."""
+    query = {QUERY_LATENCY: latency_ms, QUERY_LANGUAGE: language}
+    query = {k: v for k, v in query.items() if v}
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(query)}" if query else url
 
 
 def config_from_query(query: dict[str, str]) -> Config:

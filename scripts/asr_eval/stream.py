@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from urllib.parse import urlencode
 
 import aiohttp
 import numpy as np
@@ -28,12 +27,6 @@ class TranscriptionFailed(Exception):
     """The service reported an error mid-utterance (dropped audio, say): no score for it."""
 
 
-def session_url(url: str, latency_ms: int | None, language: str | None) -> str:
-    query = {proto.QUERY_LATENCY: latency_ms, proto.QUERY_LANGUAGE: language}
-    query = {k: v for k, v in query.items() if v is not None}
-    return f"{url}{'&' if '?' in url else '?'}{urlencode(query)}" if query else url
-
-
 async def probe(http: aiohttp.ClientSession, url: str) -> proto.Ready:
     """The service's `ready`: its model, latency modes and languages."""
     async with _connect(http, url) as ws:
@@ -49,7 +42,7 @@ async def transcribe(
     realtime: bool = False,
 ) -> str:
     """The final transcript of `pcm` (int16, 16 kHz) streamed in one session."""
-    async with _connect(http, session_url(url, latency_ms, language)) as ws:
+    async with _connect(http, proto.session_url(url, latency_ms, language)) as ws:
         await _ready(ws, url)
         final = asyncio.get_running_loop().create_future()
         reader = asyncio.create_task(_read(ws, final))

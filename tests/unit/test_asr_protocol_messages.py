@@ -42,3 +42,13 @@ def test_odd_pcm_frame_is_refused():
     with pytest.raises(proto.ProtocolError) as err:
         proto.check_pcm_frame(b"\x00\x01\x02")
     assert err.value.code == proto.ErrorCode.BAD_AUDIO
+
+
+def test_a_session_url_carries_what_the_server_reads_from_its_query():
+    from urllib.parse import parse_qsl, urlsplit
+
+    url = proto.session_url("ws://host:8080/", 560, "de-DE")
+    query = dict(parse_qsl(urlsplit(url).query))
+    assert proto.config_from_query(query) == proto.Config(latency_ms=560, language="de-DE")
+    assert proto.session_url("ws://host/?api_key=k", 80) == "ws://host/?api_key=k&latency_ms=80"
+    assert proto.session_url("ws://host/", None, "") == "ws://host/"
