@@ -68,3 +68,34 @@ def start(module: str, *args: str, port: int = PORT, env: dict | None = None) ->
     0.0.0.0:`port` and returns at once: Modal's `@web_server` waits for the port itself."""
     argv = [sys.executable, "-m", module, "--host", "0.0.0.0", "--port", str(port), *args]
     return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def web_service(
+    app: modal.App,
+    *,
+    image: modal.Image,
+    gpu: str,
+    max_inputs: int,
+    target_inputs: int,
+    timeout: int,
+):
+    """Decorates an app's `serve()` (which calls `start`) as a web server function on `gpu`,
+    with the shared Volume, secret and warm-container scaling, and `max_inputs` requests or
+    WebSocket sessions per container."""
+
+    def decorate(serve):
+        serve = modal.web_server(
+            PORT, startup_timeout=STARTUP_SECONDS, requires_proxy_auth=PROXY_AUTH
+        )(serve)
+        serve = modal.concurrent(max_inputs=max_inputs, target_inputs=target_inputs)(serve)
+        return app.function(
+            image=image,
+            gpu=gpu,
+            volumes={HF_HOME: HF_CACHE},
+            secrets=[SECRET],
+            min_containers=MIN_CONTAINERS,
+            scaledown_window=SCALEDOWN_SECONDS,
+            timeout=timeout,
+        )(serve)
+
+    return decorate

@@ -8,19 +8,7 @@ import os
 
 import modal
 
-from deploy.modal.common import (
-    HF_CACHE,
-    HF_HOME,
-    MIN_CONTAINERS,
-    PORT,
-    PROXY_AUTH,
-    SCALEDOWN_SECONDS,
-    SECRET,
-    STARTUP_SECONDS,
-    gpu,
-    start,
-    vllm_image,
-)
+from deploy.modal.common import gpu, start, vllm_image, web_service
 
 PROFILE = os.environ.get("NEMOTRON_MODAL_LLM_PROFILE", "generic")
 MAX_REQUESTS = 64
@@ -29,16 +17,13 @@ REQUEST_SECONDS = 600
 app = modal.App("nemotron-voice-llm")
 
 
-@app.function(
+@web_service(
+    app,
     image=vllm_image(),
     gpu=gpu("llm", "H100"),
-    volumes={HF_HOME: HF_CACHE},
-    secrets=[SECRET],
-    min_containers=MIN_CONTAINERS,
-    scaledown_window=SCALEDOWN_SECONDS,
+    max_inputs=MAX_REQUESTS,
+    target_inputs=MAX_REQUESTS // 2,
     timeout=REQUEST_SECONDS,
 )
-@modal.concurrent(max_inputs=MAX_REQUESTS, target_inputs=MAX_REQUESTS // 2)
-@modal.web_server(PORT, startup_timeout=STARTUP_SECONDS, requires_proxy_auth=PROXY_AUTH)
 def serve():
     start("services.llm", "--profile", PROFILE)
