@@ -173,11 +173,9 @@ async def test_a_turn_spoken_while_the_asr_restarts_is_answered(product, slow_mi
         await page.goto(f"{product.bot_url}/")
         await page.click("#connect")
         await page.wait_for_selector("#status[data-state=connected]", timeout=60_000)
-        state = json.loads((product.run_dir / "state.json").read_text())
         killed_at = time.time()
-        os.kill(state["services"]["asr"]["pid"], signal.SIGKILL)
-        await page.wait_for_selector("#status[data-state=reconnecting]", timeout=30_000)
-        assert "ASR" in await page.inner_text("#status")
+        kill_service(product, "asr")
+        await shows_reconnecting(page, "ASR")
         # Back once the supervisor has restarted it (about 25 s on two cores).
         await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
         back_at = time.time()
@@ -248,8 +246,7 @@ async def test_vllm_killed_mid_reply_is_apologised_for_and_the_next_turn_answere
         assert await poll(lambda: has_event(page, "user-started-speaking"), within=60)
         # The story's request streaming (the greeting's warm-up requests are done by now).
         assert await poll(lambda: metric(llm, "vllm:num_requests_running") > 0, every=0.01)
-        state = json.loads((product.run_dir / "state.json").read_text())
-        os.kill(state["services"]["llm"]["pid"], signal.SIGKILL)
+        kill_service(product, "llm")
 
         async def bot_lines() -> list[str]:
             return await page.evaluate(BOT_LINES_JS)
@@ -258,8 +255,7 @@ async def test_vllm_killed_mid_reply_is_apologised_for_and_the_next_turn_answere
         # Said after what the reply had spoken before it failed, not in the middle of it.
         (cut,) = [line for line in await bot_lines() if LLM_FAILED_APOLOGY in line]
         assert cut.endswith(LLM_FAILED_APOLOGY), cut
-        await page.wait_for_selector("#status[data-state=reconnecting]", timeout=30_000)
-        assert "LLM" in await page.inner_text("#status")
+        await shows_reconnecting(page, "LLM")
         await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
 
         async def story_after_the_apology() -> bool:
@@ -279,23 +275,15 @@ async def test_the_tts_restarting_is_shown_and_the_lost_greeting_owned_up_to(pro
     """The TTS process is killed as the user connects, so the greeting cannot be spoken: the
     page says the TTS is reconnecting, and once the supervisor has it back the bot says it was
     cut off, in audio that reaches the browser."""
-    from bots.tts import CUT_OFF_NOTICE
-
     quiet = tmp_path / "quiet.wav"
     quiet.write_bytes(wav_bytes(np.zeros(5 * 48000, np.int16), rate=48000))
-    state = json.loads((product.run_dir / "state.json").read_text())
-    os.kill(state["services"]["tts"]["pid"], signal.SIGKILL)
+    kill_service(product, "tts")
     async with chromium(quiet, tmp_path / "profile") as browser:
         page = await browser.new_page()
         await page.goto(f"{product.bot_url}/")
         await page.click("#connect")
-        await page.wait_for_selector("#status[data-state=reconnecting]", timeout=60_000)
-        assert "TTS" in await page.inner_text("#status")
-        silent = await inbound_audio(page)
-        await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
-        notice = page.locator("#transcript li[data-role=bot]", has_text=CUT_OFF_NOTICE)
-        await notice.wait_for(timeout=60_000)
-        assert await poll(lambda: audio_grew(page, silent), within=60), "the notice was not heard"
+        await shows_reconnecting(page, "TTS", within_ms=60_000)
+        await the_cut_off_notice_is_heard_once_the_tts_is_back(page)
 
 
 REPLY_PARTS_JS = """() => {
@@ -308,8 +296,6 @@ async def test_the_tts_killed_mid_reply_is_said_once_it_is_back(product, story_m
     """The TTS process is killed while it synthesises the story: the page says the TTS is
     reconnecting until the supervisor has it back, what was lost is not shown as spoken, and the
     bot says its voice cut out, in audio that reaches the browser."""
-    from bots.tts import CUT_OFF_NOTICE
-
     tts = product.http("tts")
     async with chromium(story_mic, tmp_path / "profile") as browser:
         page = await browser.new_page()
@@ -319,15 +305,9 @@ async def test_the_tts_killed_mid_reply_is_said_once_it_is_back(product, story_m
         # The story's second segment on its way: the first one is being heard.
         assert await poll(lambda: len_at_least(page.evaluate(REPLY_PARTS_JS), 2), within=60)
         assert await poll(lambda: metric(tts, "tts_active_utterances") > 0, every=0.01)
-        state = json.loads((product.run_dir / "state.json").read_text())
-        os.kill(state["services"]["tts"]["pid"], signal.SIGKILL)
-        await page.wait_for_selector("#status[data-state=reconnecting]", timeout=30_000)
-        assert "TTS" in await page.inner_text("#status")
-        silent = await inbound_audio(page)
-        await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
-        notice = page.locator("#transcript li[data-role=bot]", has_text=CUT_OFF_NOTICE)
-        await notice.wait_for(timeout=60_000)
-        assert await poll(lambda: audio_grew(page, silent), within=60), "the notice was not heard"
+        kill_service(product, "tts")
+        await shows_reconnecting(page, "TTS")
+        await the_cut_off_notice_is_heard_once_the_tts_is_back(page)
         parts = await page.evaluate(REPLY_PARTS_JS)
     # The story began to be heard; the part the TTS took with it is shown as not spoken.
     assert parts[0] == ["Once upon a time,", ""], parts
@@ -336,3 +316,26 @@ async def test_the_tts_killed_mid_reply_is_said_once_it_is_back(product, story_m
 
 async def len_at_least(items, n: int) -> bool:
     return len(await items) >= n
+
+
+def kill_service(product, name: str) -> None:
+    """SIGKILLs a model service's process, as a crash would; the supervisor restarts it."""
+    state = json.loads((product.run_dir / "state.json").read_text())
+    os.kill(state["services"][name]["pid"], signal.SIGKILL)
+
+
+async def shows_reconnecting(page, service: str, within_ms: int = 30_000) -> None:
+    await page.wait_for_selector("#status[data-state=reconnecting]", timeout=within_ms)
+    assert service in await page.inner_text("#status")
+
+
+async def the_cut_off_notice_is_heard_once_the_tts_is_back(page) -> None:
+    """While the TTS is still down: once the supervisor has it back (about 20 s on two cores),
+    the page shows the notice and its audio reaches the browser."""
+    from bots.tts import CUT_OFF_NOTICE
+
+    silent = await inbound_audio(page)
+    await page.wait_for_selector("#status[data-state=connected]", timeout=240_000)
+    notice = page.locator("#transcript li[data-role=bot]", has_text=CUT_OFF_NOTICE)
+    await notice.wait_for(timeout=60_000)
+    assert await poll(lambda: audio_grew(page, silent), within=60), "the notice was not heard"
