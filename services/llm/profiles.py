@@ -93,6 +93,11 @@ FP8_KV_CACHE = ("nvfp4", "fp8")
 # The Mamba-2 layers' recurrent state accumulates over the whole conversation: NVIDIA's guidance
 # keeps it in float32 at every checkpoint precision, where a 16-bit state drifts.
 MAMBA_SSM_CACHE_DTYPE = "float32"
+# The model's vLLM recipe runs the FP8 checkpoint's experts on FlashInfer's CUTLASS kernels
+# (VLLM_USE_FLASHINFER_MOE_FP8=1, VLLM_FLASHINFER_MOE_BACKEND=throughput). The vLLM we ship no
+# longer reads those variables (it warns of unknown ones and ignores them); --moe-backend is their
+# replacement. The kernels take the checkpoint's per-tensor FP8 on Hopper and Blackwell alike.
+FP8_MOE_BACKEND = "flashinfer_cutlass"
 assert tuple(PROFILES) == settings.PROFILES
 
 
@@ -180,7 +185,9 @@ def resolve(
             "mamba_ssm_cache_dtype", MAMBA_SSM_CACHE_DTYPE if p.recipe else None
         ),
         recipe=p.recipe,
-        moe_backend=pick("moe_backend", p.moe_backend),
+        moe_backend=pick(
+            "moe_backend", FP8_MOE_BACKEND if p.recipe and precision == "fp8" else p.moe_backend
+        ),
         prefix_caching=pick("prefix_caching", p.prefix_caching, _flag),
         cpu_cores=pick("cpu_cores", p.cpu_cores) if p.cpu_cores else None,
         extra_args=(*shlex.split(env.get("LLM_EXTRA_ARGS", "")), *extra_args),

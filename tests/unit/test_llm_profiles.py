@@ -37,6 +37,11 @@ def command(profile, precision=None, env=None, **cli):
     return build_command(resolve(profile, precision, env=env or {}, **cli))
 
 
+# The FP8 checkpoint's experts as the model's vLLM recipe runs them (FlashInfer's CUTLASS kernels,
+# the recipe's VLLM_FLASHINFER_MOE_BACKEND=throughput), by the flag that replaced its variables.
+FP8_RECIPE_MOE = ["--moe-backend", "flashinfer_cutlass"]
+
+
 def test_rtx5090_serves_nvfp4_with_flashinfer_cutlass_and_an_fp8_cache():
     cmd = command("rtx5090")
     assert cmd.argv == [
@@ -56,15 +61,15 @@ def test_rtx5090_serves_nvfp4_with_flashinfer_cutlass_and_an_fp8_cache():
 
 
 @pytest.mark.parametrize(
-    ("precision", "model", "utilization", "kv_cache"),
+    ("precision", "model", "utilization", "kv_cache", "moe"),
     [
-        (None, CHECKPOINTS["nvfp4"], "0.35", ["--kv-cache-dtype", "fp8"]),
-        ("fp8", CHECKPOINTS["fp8"], "0.45", ["--kv-cache-dtype", "fp8"]),
-        ("bf16", CHECKPOINTS["bf16"], "0.65", []),
+        (None, CHECKPOINTS["nvfp4"], "0.35", ["--kv-cache-dtype", "fp8"], []),
+        ("fp8", CHECKPOINTS["fp8"], "0.45", ["--kv-cache-dtype", "fp8"], FP8_RECIPE_MOE),
+        ("bf16", CHECKPOINTS["bf16"], "0.65", [], []),
     ],
 )
 def test_dgx_spark_serves_nvfp4_by_default_and_fp8_or_bf16_on_request(
-    precision, model, utilization, kv_cache
+    precision, model, utilization, kv_cache, moe
 ):
     assert command("dgx-spark", precision).argv == [
         "vllm",
@@ -77,6 +82,7 @@ def test_dgx_spark_serves_nvfp4_by_default_and_fp8_or_bf16_on_request(
         *("--max-num-seqs", "16"),
         *kv_cache,
         *RECIPE,
+        *moe,
     ]
 
 
@@ -92,7 +98,24 @@ def test_generic_serves_fp8():
         *("--max-num-seqs", "32"),
         *("--kv-cache-dtype", "fp8"),
         *RECIPE,
+        *FP8_RECIPE_MOE,
     ]
+    assert command("generic").env == {}
+    assert "--moe-backend" not in command("generic", "bf16").argv
+
+
+def test_the_recipes_moe_choice_is_one_the_shipped_vllm_reads():
+    """The recipe's VLLM_USE_FLASHINFER_MOE_FP8 and VLLM_FLASHINFER_MOE_BACKEND are gone from
+    vLLM's envs.py (it warns of them and ignores them); --moe-backend takes flashinfer_cutlass.
+    .venv-vllm holds the CPU build of the image's release line."""
+    vllm = ROOT / ".venv-vllm" / "lib" / "python3.11" / "site-packages" / "vllm"
+    if not (vllm / "envs.py").is_file():
+        pytest.skip(f"no vLLM at {vllm}")
+    envs, kernel = (vllm / "envs.py").read_text(), (vllm / "config" / "kernel.py").read_text()
+    for variable in ("VLLM_USE_FLASHINFER_MOE_FP8", "VLLM_FLASHINFER_MOE_BACKEND"):
+        assert f'"{variable}"' not in envs
+    backend = re.search(r"MoEBackend = Literal\[(.*?)\]", kernel, re.S).group(1)
+    assert f'"{FP8_RECIPE_MOE[1]}"' in backend
 
 
 def test_cpu_test_runs_the_cpu_builds_module_on_the_test_model():
