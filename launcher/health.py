@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from launcher.models import recorded
 from protocol import health
 from services.supervisor.state import read_state
 from settings import ADDRESSES, port
 
 # The bot has no /health: its page answering is what counts.
 HEALTH_PATHS = {"bot": "/"}
-DETAILS = ("model", "sessions", "error")
+DETAILS = ("model", "revision", "sessions", "error")
 
 
 def probe(name: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
@@ -52,6 +53,11 @@ def _served_model(env: Mapping[str, str]) -> str | None:
         return None
 
 
+def _fetched_commit(service: str, run_dir: Path) -> str | None:
+    """vLLM reports no revision: the commit `fetch-models` recorded for the service's model."""
+    return next((r.get("commit") for r in recorded(run_dir) if r.get("service") == service), None)
+
+
 def _state(name: str, env: Mapping[str, str], run_dir: Path) -> tuple[str, dict[str, Any]]:
     """The probe, or what the supervisor says of a service that does not answer yet."""
     status, body = probe(name, env)
@@ -67,6 +73,7 @@ def status_lines(names: Iterable[str], env: Mapping[str, str], run_dir: Path) ->
         status, body = _state(name, env, run_dir)
         if name == "llm" and status == "ready":
             body["model"] = _served_model(env)
+            body["revision"] = _fetched_commit("llm", run_dir)
         details = [f"{k} {body[k]}" for k in (*DETAILS, "pid", "restarts") if body.get(k)]
         address = ADDRESSES[name][1].format(port=port(name, env))
         lines.append(f"{name:<4} {status:<10} {address:<38} {', '.join(details)}".rstrip())

@@ -7,6 +7,8 @@ config, not assumed: it is known once the checkpoint is in the cache.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import tarfile
 from collections.abc import Iterator, Mapping
@@ -31,10 +33,13 @@ class Artifact:
     repo: str
     filename: str | None = None  # one file (a .nemo); None: the repo, or its `patterns`
     patterns: tuple[str, ...] | None = None
+    revision: str | None = None  # a branch, tag or commit; None: the newest (main)
 
     def describe(self) -> str:
-        return f"{self.service}: {self.what} {self.repo}" + (
-            f" ({self.filename})" if self.filename else ""
+        return (
+            f"{self.service}: {self.what} {self.repo}"
+            + (f" ({self.filename})" if self.filename else "")
+            + (f" at revision {self.revision}" if self.revision else "")
         )
 
 
@@ -43,9 +48,11 @@ def is_hub_id(name: str) -> bool:
     return bool(HUB_ID.match(name)) and not Path(name).exists()
 
 
-def nemo_artifact(service: str, what: str, repo: str) -> Artifact:
+def nemo_artifact(service: str, what: str, repo: str, revision: str | None = None) -> Artifact:
     # NeMo's from_pretrained looks for <name>.nemo in a hub repo.
-    return Artifact(service, what, repo, filename=f"{PurePosixPath(repo).name}.nemo")
+    return Artifact(
+        service, what, repo, filename=f"{PurePosixPath(repo).name}.nemo", revision=revision
+    )
 
 
 def artifacts(
@@ -58,18 +65,22 @@ def artifacts(
     if "asr" in services:
         model = env.get("ASR_MODEL") or settings.ASR_MODEL
         if is_hub_id(model):
-            found.append(nemo_artifact("asr", "the model", model))
+            found.append(
+                nemo_artifact("asr", "the model", model, settings.model_revision("asr", env))
+            )
     if "tts" in services:
         model = env.get("TTS_MODEL") or settings.TTS_MODEL
         if is_hub_id(model):
-            checkpoint = nemo_artifact("tts", "the model", model)
+            revision = settings.model_revision("tts", env)
+            checkpoint = nemo_artifact("tts", "the model", model, revision)
             found.append(checkpoint)
             path = cached_path(checkpoint, cache)
             found += tts_dependencies(path) if path else []
     if "llm" in services:
         model = resolve(profile, env=env).model
         if is_hub_id(model):
-            found.append(Artifact("llm", "the checkpoint", model))
+            revision = settings.model_revision("llm", env)
+            found.append(Artifact("llm", "the checkpoint", model, revision=revision))
     return found
 
 
@@ -118,7 +129,9 @@ def cached_path(artifact: Artifact, cache: Path) -> Path | None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     if artifact.filename:
-        found = try_to_load_from_cache(artifact.repo, artifact.filename, cache_dir=cache)
+        found = try_to_load_from_cache(
+            artifact.repo, artifact.filename, cache_dir=cache, revision=artifact.revision
+        )
         return Path(found) if isinstance(found, str) else None
     try:
         folder = Path(
@@ -127,6 +140,7 @@ def cached_path(artifact: Artifact, cache: Path) -> Path | None:
                 allow_patterns=artifact.patterns,
                 cache_dir=cache,
                 local_files_only=True,
+                revision=artifact.revision,
             )
         )
     except (LocalEntryNotFoundError, OSError, ValueError):
@@ -180,17 +194,28 @@ def download(artifact: Artifact, cache: Path, token: str | None) -> Path:
         HfHubHTTPError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
+        RevisionNotFoundError,
     )
 
     page = f"https://huggingface.co/{artifact.repo}"
     try:
         if artifact.filename:
             return Path(
-                hf_hub_download(artifact.repo, artifact.filename, cache_dir=cache, token=token)
+                hf_hub_download(
+                    artifact.repo,
+                    artifact.filename,
+                    cache_dir=cache,
+                    token=token,
+                    revision=artifact.revision,
+                )
             )
         return Path(
             snapshot_download(
-                artifact.repo, allow_patterns=artifact.patterns, cache_dir=cache, token=token
+                artifact.repo,
+                allow_patterns=artifact.patterns,
+                cache_dir=cache,
+                token=token,
+                revision=artifact.revision,
             )
         )
     except GatedRepoError:
@@ -198,6 +223,11 @@ def download(artifact: Artifact, cache: Path, token: str | None) -> Path:
             f"{artifact.repo} is gated: accept its licence at {page} (logged in to Hugging Face),"
             " then put a token of that account in .env as HF_TOKEN"
             " (https://huggingface.co/settings/tokens)"
+        ) from None
+    except RevisionNotFoundError:
+        raise Failed(
+            f"{artifact.repo} has no revision {artifact.revision!r} (a *_MODEL_REVISION setting:"
+            f" a branch, tag or commit of {page})"
         ) from None
     except RepositoryNotFoundError:
         raise Failed(
@@ -211,3 +241,44 @@ def download(artifact: Artifact, cache: Path, token: str | None) -> Path:
         ) from None
     except (HfHubHTTPError, OSError) as e:
         raise Failed(f"fetching {artifact.repo} failed: {e}") from None
+
+
+# --- what was fetched -----------------------------------------------------------------------
+
+RECORD_FILE = "models.json"
+
+
+def commit(artifact: Artifact, cache: Path) -> str | None:
+    """The hub commit the cache holds the artifact at (the revision resolved)."""
+    path = cached_path(artifact, cache)
+    if path is None or "snapshots" not in path.parts[:-1]:
+        return None
+    return path.parts[path.parts.index("snapshots") + 1]
+
+
+def record(found: list[Artifact], cache: Path, run_dir: Path) -> list[dict]:
+    """Writes which commit of each artifact the services will run into run_dir/models.json."""
+    rows = [
+        {
+            "service": a.service,
+            "what": a.what,
+            "repo": a.repo,
+            "revision": a.revision or "main",
+            "commit": commit(a, cache),
+        }
+        for a in found
+    ]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f"{RECORD_FILE}.tmp"
+    tmp.write_text(json.dumps(rows, indent=2) + "\n")
+    os.replace(tmp, run_dir / RECORD_FILE)
+    return rows
+
+
+def recorded(run_dir: Path) -> list[dict]:
+    """What the last fetch recorded; nothing if it recorded nothing."""
+    try:
+        rows = json.loads((run_dir / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return rows if isinstance(rows, list) else []

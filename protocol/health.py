@@ -1,7 +1,9 @@
 """The `/health` body of the model services: 200 with `ready`, 503 with `loading`, `failed` or
-`degraded`.
+`degraded`. `revision` says which checkpoint runs, once it is found: a hub model's commit, or
+`sha256:<hex>` of a local file.
 
-  {"status": "loading"|"ready"|"failed"|"degraded", "model", "sessions", "error"?, ...}
+  {"status": "loading"|"ready"|"failed"|"degraded", "model", "revision"?, "sessions", "error"?,
+   ...}
 
 `error` says why the model failed to load, or why a loaded service is degraded: its engine
 failed and is restarting (it turns `ready` again on its own). Each service adds what its loaded
@@ -22,6 +24,7 @@ PATH = "/health"
 class Health(Message):
     status: str  # LOADING, READY, FAILED or DEGRADED
     model: str | None = None
+    revision: str | None = field(default=None, metadata=OMIT_NONE)
     sessions: int | None = None  # open sessions and requests
     error: str | None = field(default=None, metadata=OMIT_NONE)  # why failed or degraded
 

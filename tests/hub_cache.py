@@ -9,12 +9,21 @@ from pathlib import Path
 COMMIT = "0" * 40
 
 
-def put(cache: Path, repo: str, filename: str, source: Path | bytes) -> Path:
-    """`filename` of `repo` at its main revision, with `source`'s content."""
+def put(
+    cache: Path,
+    repo: str,
+    filename: str,
+    source: Path | bytes,
+    commit: str = COMMIT,
+    ref: str | None = "main",
+) -> Path:
+    """`filename` of `repo` at `commit`, which `ref` (a branch or tag) names, with `source`'s
+    content."""
     repo_dir = cache / f"models--{repo.replace('/', '--')}"
     (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
-    (repo_dir / "refs" / "main").write_text(COMMIT)
-    path = repo_dir / "snapshots" / COMMIT / filename
+    if ref:
+        (repo_dir / "refs" / ref).write_text(commit)
+    path = repo_dir / "snapshots" / commit / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(source, bytes):
         path.write_bytes(source)

@@ -14,7 +14,8 @@ from services.common.device import DEVICES
 
 
 class ServiceParser(argparse.ArgumentParser):
-    """--model, --host, --port, --device and --max-sessions, each defaulting to `{PREFIX}_*`
+    """--model, --revision, --host, --port, --device and --max-sessions, each defaulting to
+    `{PREFIX}_*`
     (read when the parser is made: after `.env` is loaded)."""
 
     def __init__(self, name: str, description: str, model: str, max_sessions: int) -> None:
@@ -24,6 +25,11 @@ class ServiceParser(argparse.ArgumentParser):
             "--model",
             default=self.env("MODEL", model),
             help="a hub name, or a path to a .nemo file (default: %(default)s)",
+        )
+        self.add_argument(
+            "--revision",
+            default=self.env("MODEL_REVISION"),
+            help="of a hub model: a branch, tag or commit (default: the newest)",
         )
         self.add_argument("--host", default=self.env("HOST", "127.0.0.1"))
         try:
@@ -57,6 +63,7 @@ def server_settings(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "model": args.model,
+        "revision": args.revision,
         "device": resolve_device(args.device),
         "max_sessions": args.max_sessions,
         "api_key": os.environ.get("NEMOTRON_API_KEY") or None,

@@ -3,6 +3,7 @@ the count of open sessions, and the WebSocket refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from loguru import logger
 
 from protocol import asr, health, tts
 from protocol.common import CloseCode, ErrorCode
+from services.common import checkpoint
 from services.common.auth import api_key_middleware
 from services.common.http import Health, metrics_handler
 from services.common.metrics import ModelMetrics
@@ -24,6 +26,7 @@ ErrorMessage = asr.Error | tts.Error
 @dataclass
 class ServiceSettings:
     model: str
+    revision: str | None = None  # of a hub model; None: the newest
     device: str = "cpu"
     max_sessions: int = 16
     api_key: str | None = None
@@ -40,11 +43,22 @@ class ModelService(Generic[S, M]):
         self._model = model  # given (tests), or loaded from settings.model
         self.health = Health(self._health)
         self.sessions = 0  # open WebSocket sessions and HTTP requests, against max_sessions
+        self.revision: str | None = None  # which checkpoint runs, once it is found (/health)
         self._session_ids = itertools.count(1)
 
     def _health(self, status: str, error: str | None) -> health.Health:
         """The service's `/health` body."""
         raise NotImplementedError
+
+    async def checkpoint(self) -> str:
+        """The model's checkpoint on disk (a hub model found in the cache at the revision asked
+        for, downloaded first where the hub may be reached); notes the revision that runs."""
+        found = await asyncio.to_thread(
+            checkpoint.resolve, self.settings.model, self.settings.revision
+        )
+        self.revision = found.revision
+        logger.info(f"model {self.settings.model}: revision {found.revision}")
+        return str(found.path)
 
     @property
     def ready(self) -> bool:

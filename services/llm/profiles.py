@@ -107,6 +107,7 @@ class Launch:
 
     profile: Profile
     model: str
+    revision: str | None = None  # of a hub model: a branch, tag or commit (None: the newest)
     host: str = "127.0.0.1"
     port: int = settings.PORTS["llm"][1]
     served_model_name: str = SERVED_MODEL_NAME
@@ -169,6 +170,7 @@ def resolve(
     launch = Launch(
         profile=p,
         model=pick("model", p.precisions[precision]),
+        revision=settings.model_revision("llm", env),
         host=pick("host", "127.0.0.1"),
         port=settings.port("llm", env),
         served_model_name=pick("served_model_name", SERVED_MODEL_NAME),
@@ -220,6 +222,9 @@ def build_command(launch: Launch) -> Command:
             env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
     else:
         argv = ["vllm", "serve", launch.model]
+    if launch.revision:
+        # The checkpoint's revision the user pinned (LLM_MODEL_REVISION), as fetch-models got it.
+        argv += ["--revision", launch.revision]
     argv += [
         # One name for the bot to ask for, whichever checkpoint the profile picked.
         *("--served-model-name", launch.served_model_name),

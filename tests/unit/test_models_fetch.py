@@ -11,7 +11,7 @@ import pytest
 from huggingface_hub import errors
 
 import settings
-from launcher import commands, models, plan
+from launcher import commands, health, models, plan
 from launcher.console import Failed
 from launcher.plan import Options, Places
 from tests import hub_cache
@@ -189,3 +189,44 @@ def test_start_fetches_before_it_starts_anything(places, monkeypatch):
         commands.start(Options(), places)
     assert fetched == ["nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4"]
     assert not (places.run_dir / "run.json").exists()  # nothing was started
+
+
+def test_fetch_gets_the_pinned_revisions_and_records_the_commits(places, monkeypatch, capsys):
+    """A pinned revision is a different artifact from main: the cache's main does not count for
+    it. fetch-models records the commit each model resolved to, and `status` shows vLLM's."""
+    cache, pinned = places.hub_cache, "c" * 40
+    fill(cache)  # everything at main (hub_cache.COMMIT)
+    env = {"ASR_MODEL_REVISION": pinned, "LLM_MODEL_REVISION": "v1.1"}
+    found = models.artifacts("rtx5090", settings.SERVICES, env, cache)
+    assert [(a.service, a.revision) for a in found if a.what != "a tokenizer"] == [
+        ("asr", pinned),
+        ("tts", None),
+        ("tts", None),  # the codec its checkpoint names
+        ("llm", "v1.1"),
+    ]
+    assert [a.service for a in models.missing(found, cache)] == ["asr", "llm"]
+
+    def download(artifact, cache_, token):
+        if artifact.service == "asr":
+            hub_cache.put(cache_, artifact.repo, artifact.filename, b"x", commit=pinned, ref=None)
+        else:
+            for name in ("model.safetensors", "config.json"):
+                hub_cache.put(cache_, artifact.repo, name, b"{}", commit="d" * 40, ref="v1.1")
+
+    monkeypatch.setattr(models, "download", download)
+    monkeypatch.setattr(settings, "query_gpu", lambda: None)
+    places = Places(**{**vars(places), "env": env})
+    assert commands.fetch_models(Options(profile="rtx5090"), places) == 0
+    rows = {(r["service"], r["what"]): r for r in models.recorded(places.run_dir)}
+    assert rows["asr", "the model"]["revision"] == pinned
+    assert rows["asr", "the model"]["commit"] == pinned
+    assert rows["tts", "the model"] == {
+        "service": "tts",
+        "what": "the model",
+        "repo": settings.TTS_MODEL,
+        "revision": "main",
+        "commit": hub_cache.COMMIT,
+    }
+    assert rows["llm", "the checkpoint"]["commit"] == "d" * 40
+    assert f"at v1.1: {'d' * 40}" in capsys.readouterr().err
+    assert health._fetched_commit("llm", places.run_dir) == "d" * 40
