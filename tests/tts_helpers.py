@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import websockets
 
 from protocol import tts as proto
+from services.tts.model import tokenizer_for
+from settings import TINY_MODELS_CACHE, TINY_TTS_BUILDER
 
 LONG_TEXT = " ".join(
     f"This is sentence number {n} of a long answer, and it keeps going for a while."
@@ -79,16 +85,13 @@ async def speak(url: str, *texts: str, init: dict | None = None, **fields) -> Sp
 def nemo_codes(model, text: str, seed: int, speaker: int = 0, language: str = "en"):
     """NeMo's generate_speech over `text`, set up as its inference runner does (KV cache for
     single-chunk text), seeded like one of our utterances: the codes, (num_codebooks, frames)."""
-    from nemo.collections.tts.parts.utils.tts_dataset_utils import (
-        chunk_text_for_inference,
-        get_tokenizer_for_language,
-    )
+    from nemo.collections.tts.parts.utils.tts_dataset_utils import chunk_text_for_inference
 
-    tokenizer = get_tokenizer_for_language(language, model.tokenizer.tokenizer_names)
+    # The tokenizer as newer NeMo's do_tts picks it, from the checkpoint's own language mapping.
     chunks, lens, _ = chunk_text_for_inference(
         text=text,
         language=language,
-        tokenizer_name=tokenizer,
+        tokenizer_name=tokenizer_for(model, language),
         text_tokenizer=model.tokenizer,
         eos_token_id=model.eos_id,
     )
@@ -117,3 +120,22 @@ def nemo_codes(model, text: str, seed: int, speaker: int = 0, language: str = "e
         model.decoder.reset_cache(use_cache=False)
         torch.set_rng_state(rng)
     return torch.cat(codes, dim=1), len(chunks)
+
+
+def cached_models(layout) -> tuple[Path, Path]:
+    """(magpie_path, codec_path) of a tiny layout (tiny_models.tts), built once per builder source
+    into the tiny-model cache, as cpu-test's model is. Load the magpie with this codec: the config
+    names the folder it was built in."""
+    from tiny_models.tts import build
+
+    digest = hashlib.sha256(TINY_TTS_BUILDER.read_bytes()).hexdigest()[:12]
+    folder = TINY_MODELS_CACHE / f"{layout.name}-{digest}"
+    if not folder.is_dir():
+        TINY_MODELS_CACHE.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=TINY_MODELS_CACHE, prefix=".building-"))
+        build(scratch, layout=layout)
+        try:
+            scratch.rename(folder)
+        except OSError:  # another test process built it first
+            shutil.rmtree(scratch)
+    return folder / f"{layout.name}_magpie.nemo", folder / f"{layout.name}_codec.nemo"

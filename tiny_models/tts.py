@@ -17,13 +17,16 @@ these tests, in `dictionaries/`; ByT5 for French and Hindi; Mandarin's pinyin G2
 settings (phoneme_probability 0.8), hub names where it has them (the codec, `google/byt5-small`)
 and a codec config with the discriminator, whose WavLM part is a hub download.
 
-`build(..., full_size=True)` makes a random-weight model of the released checkpoint's published
-size instead of the tiny one (`FULL`: a 6-layer text encoder, a 12-layer decoder at d_model 768, a
-1-layer local transformer at 256, 110 baked context frames; a codec decoder of 864 channels with
-half-snake activations), for timing on a GPU (tests/bench/tts_bench.py --full-size). Its files
-are about 1 GB.
+`build(..., layout=...)` picks another layout (`Layout`): `TINY_CURRENT`, the current checkpoint's
+structure at the tiny dims (frame stacking 2, a 2-layer local transformer, a causal text encoder,
+a 12-layer decoder with the checkpoint's prior layers and inference_parameters, its speaker table
+and a language_to_tokenizer_mapping), or random weights at a published size, for timing
+(tests/bench/tts_bench.py --full-size --layout): `FULL_2025`, the earlier revision as its cards
+describe it (a 1-layer local transformer at 256, 110 baked context frames, no frame stacking), and
+`CURRENT`, the checkpoint on the hub today (frame stacking 2, a 2-layer local transformer at 768,
+a causal text encoder, 217 baked context frames). Their files are about 1 GB.
 
-    python -m tiny_models.tts OUT_DIR [--voices john,sofia,aria,jason,leo]
+    python -m tiny_models.tts OUT_DIR [--voices Aria,Jason,John,Leo,Sofia]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import argparse
 import io
 import json
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SAMPLE_RATE = 22050
@@ -52,33 +55,92 @@ BAKED_CONTEXT_FRAMES = 12
 EOS_BIAS = -1e4
 
 
+# The current checkpoint's speakers.json (names -> baked speaker index), which the full-size
+# stand-ins and the cpu-test model carry.
+SPEAKERS = {"Aria": 0, "Jason": 1, "John": 2, "Leo": 3, "Sofia": 4}
+# The current checkpoint's inference_parameters (model_config.yaml).
+CURRENT_INFERENCE = {
+    "max_decoder_steps": 500,
+    "temperature": 0.6,
+    "topk": 80,
+    "cfg_scale": 2.5,
+    "apply_attention_prior": True,
+    "attention_prior_epsilon": 0.1,
+    "attention_prior_lookahead_window": 6,
+    "estimate_alignment_from_layers": [4, 5, 8, 9],
+    "apply_prior_to_layers": [2, 3, 4, 5, 6, 7, 8, 9, 10],
+    "start_prior_after_n_audio_steps": 0,
+    "ignore_finished_sentence_tracking": True,
+    "eos_detection_method": "argmax_or_multinomial_any",
+}
+
+# The current checkpoint's language_to_tokenizer_mapping has this shape (language -> tokenizer
+# names, first available wins), for its 14 languages; here, for `current_char_tokenizers`.
+CURRENT_LANGUAGES = {
+    "en": ["english"],
+    "de": ["german"],
+    "it": ["italian_chartokenizer"],
+    "vi": ["vietnamese_chartokenizer"],
+}
+
+
 @dataclass(frozen=True)
 class Layout:
-    """The dims `build` gives the models: the tiny test layout (`TINY`), or the released
-    checkpoint's published one (`FULL`)."""
+    """The dims and settings `build` gives the models: the tiny test layouts (`TINY`,
+    `TINY_CURRENT`), or a checkpoint's published one (`FULL_2025`, `CURRENT`)."""
 
+    name: str = "tiny"  # build's files: <name>_magpie.nemo, <name>_codec.nemo
     d_model: int = EMBEDDING_DIM  # embedding_dim and every transformer's d_model
     d_ffn: int = EMBEDDING_DIM * 2
     heads: int = 2  # self-attention heads
     xa_d_head: int | None = None  # the decoder's one cross-attention head (None: d_model)
     encoder_layers: int = 2
     encoder_kernel: int = 1  # the text encoder's FFN convolution
+    encoder_causal: bool = False
     context_layers: int = 1
+    context_kernel: int = 1
     decoder_layers: int = 2
+    frame_stacking: int = 1  # codec frames per decoder step
+    local_layers: int = 1
+    local_heads: int = 1
     local_dim: int = 32  # local transformer hidden dim (its d_ffn is 4x: NeMo's choice)
     context_frames: int = BAKED_CONTEXT_FRAMES
     max_length: int = 512  # positions of each transformer (text tokens; context + frames)
     codec_channels: int = 64  # the codec decoder's base channels
     codec_activation: str | None = None  # None: NeMo's default (leaky ReLU)
+    # inference_parameters beyond NeMo's defaults (max_decoder_steps: MAX_DECODER_STEPS if absent)
+    inference: dict = field(default_factory=dict)
+    speakers: dict | None = None  # the speaker table (None: none, and VOICES baked speakers)
+    # The checkpoint's language_to_tokenizer_mapping, with `current_char_tokenizers` (None: it has
+    # none, as the earlier revision, and NeMo's LANGUAGE_TOKENIZER_MAP decides).
+    languages: dict | None = None
 
 
 TINY = Layout()
-# nvidia/magpie_tts_multilingual_357m's published layout: a 6-layer text encoder and a 12-layer
-# decoder at d 768, a 1-layer local transformer at 256, 8 codebooks of 2016 codes. The rest is from
-# third-party descriptions of the checkpoint, not checked against its config here: 12 heads, FFN
+# The current checkpoint's structure at the tiny dims: frame stacking 2, a 2-layer local
+# transformer at the decoder's width, a causal text encoder with a kernel-3 FFN, and a 12-layer
+# decoder, so the prior and alignment layers are the checkpoint's own.
+TINY_CURRENT = Layout(
+    name="tiny_current",
+    encoder_causal=True,
+    encoder_kernel=3,
+    context_kernel=3,
+    decoder_layers=12,
+    frame_stacking=2,
+    local_layers=2,
+    local_heads=2,
+    local_dim=EMBEDDING_DIM,
+    inference={**CURRENT_INFERENCE, "max_decoder_steps": MAX_DECODER_STEPS},
+    speakers=SPEAKERS,
+    languages=CURRENT_LANGUAGES,
+)
+# nvidia/magpie_tts_multilingual_357m as its earlier Hugging Face cards describe it: a 6-layer text
+# encoder and a 12-layer decoder at d 768, a 1-layer local transformer at 256, 8 codebooks of 2016
+# codes. The rest is from third-party descriptions, not checked against a config: 12 heads, FFN
 # 3072 (text-encoder kernel 3), a 2-layer context encoder, one 128-wide cross-attention head, 110
 # baked context frames, and a codec decoder of 864 channels with half-snake activations.
-FULL = Layout(
+FULL_2025 = Layout(
+    name="full_2025",
     d_model=768,
     d_ffn=3072,
     heads=12,
@@ -92,7 +154,39 @@ FULL = Layout(
     max_length=1024,
     codec_channels=864,
     codec_activation="half_snake",
+    speakers=SPEAKERS,
 )
+# The checkpoint on the hub today, as its extracted model_config.yaml and weights read (mudler/
+# magpie-tts.cpp docs/architecture-magpietts.md): frame stacking 2 (a 32,384-wide parallel head,
+# 16 audio embedding tables), a causal 6-layer text encoder (FFN kernel 3), a 1-layer context
+# encoder (kernel 3; its output is baked), a 12-layer decoder (kernel 1) with one 128-wide
+# cross-attention head, a 2-layer local transformer at 768 with 12 heads and no norm_out, 2048
+# positions, 217 baked context frames for 5 speakers, and its inference_parameters.
+CURRENT = Layout(
+    name="current",
+    d_model=768,
+    d_ffn=3072,
+    heads=12,
+    xa_d_head=128,
+    encoder_layers=6,
+    encoder_kernel=3,
+    encoder_causal=True,
+    context_layers=1,
+    context_kernel=3,
+    decoder_layers=12,
+    frame_stacking=2,
+    local_layers=2,
+    local_heads=12,
+    local_dim=768,
+    context_frames=217,
+    max_length=2048,
+    codec_channels=864,
+    codec_activation="half_snake",
+    inference=CURRENT_INFERENCE,
+    speakers=SPEAKERS,
+    languages=CURRENT_LANGUAGES,
+)
+FULL_SIZE = {"full-2025": FULL_2025, "current": CURRENT}
 DICTIONARIES = Path(__file__).parent / "dictionaries"
 # The released stand-in names its codec by a hub name, as the released checkpoint does.
 HUB_CODEC = "nvidia/tiny_codec"
@@ -179,6 +273,17 @@ def char_tokenizers() -> dict:
     }
 
 
+def current_char_tokenizers() -> dict:
+    """Character tokenizers under the current checkpoint's names for Italian and Vietnamese, which
+    NeMo's own LANGUAGE_TOKENIZER_MAP does not list (it looks for italian_phoneme and
+    vietnamese_phoneme): only the checkpoint's language_to_tokenizer_mapping reaches them."""
+    return {
+        **char_tokenizers(),
+        "italian_chartokenizer": {"_target_": f"{TOKENIZERS}.ItalianCharsTokenizer"},
+        "vietnamese_chartokenizer": {"_target_": f"{TOKENIZERS}.VietnameseCharsTokenizer"},
+    }
+
+
 def _ipa(locale: str, dictionary: str, heteronyms: str, **g2p) -> dict:
     return {
         "_target_": f"{TOKENIZERS}.IPATokenizer",
@@ -233,18 +338,21 @@ def magpie_config(
     codec_path: Path, text_tokenizers: dict | None = None, layout: Layout = TINY
 ) -> dict:
     n = layout
-    return {
+    config = {
         "model_type": "decoder_ce",
         "codecmodel_path": str(codec_path),
         "sample_rate": SAMPLE_RATE,
         "embedding_dim": n.d_model,
+        "frame_stacking_factor": n.frame_stacking,
         "text_tokenizers": text_tokenizers or char_tokenizers(),
-        "encoder": _transformer(n.encoder_layers, False, False, n, kernel=n.encoder_kernel),
-        "context_encoder": _transformer(n.context_layers, causal=False, xattn=False, layout=n),
+        "encoder": _transformer(
+            n.encoder_layers, n.encoder_causal, False, n, kernel=n.encoder_kernel
+        ),
+        "context_encoder": _transformer(n.context_layers, False, False, n, kernel=n.context_kernel),
         "decoder": _transformer(n.decoder_layers, causal=True, xattn=True, layout=n),
         "local_transformer_type": "autoregressive",
-        "local_transformer_n_layers": 1,
-        "local_transformer_n_heads": 1,
+        "local_transformer_n_layers": n.local_layers,
+        "local_transformer_n_heads": n.local_heads,
         "local_transformer_hidden_dim": n.local_dim,
         "context_duration_min": 5.0,
         "context_duration_max": 5.0,
@@ -253,8 +361,13 @@ def magpie_config(
         "prior_scaledown_start_step": 0,
         "alignment_loss_scale": 0.0,
         "use_kv_cache_for_inference": True,
-        "inference_parameters": {"max_decoder_steps": MAX_DECODER_STEPS},
+        "inference_parameters": {"max_decoder_steps": MAX_DECODER_STEPS, **n.inference},
     }
+    if n.languages is not None:
+        config["language_to_tokenizer_mapping"] = n.languages
+        if text_tokenizers is None:
+            config["text_tokenizers"] = current_char_tokenizers()
+    return config
 
 
 def bake_speakers(model, voices: int, frames: int, dim: int = EMBEDDING_DIM) -> None:
@@ -286,15 +399,15 @@ def set_eos_bias(model, bias: float) -> None:
 def build(
     out_dir: Path,
     seed: int = 0,
-    voices: list[str] | None = None,
+    voices: list[str] | dict | None = None,
     released: bool = False,
-    full_size: bool = False,
+    layout: Layout = TINY,
 ) -> tuple[Path, Path]:
-    """Builds both models with random weights; returns (magpie_path, codec_path). With `voices`,
-    one baked speaker per name and a speaker table naming them. `released`: the stand-in of the
-    released checkpoint (see the module's doc); its config names the codec `HUB_CODEC`.
-    `full_size`: the released checkpoint's dims (`FULL`) instead of the tiny ones, saved as
-    full_magpie.nemo and full_codec.nemo."""
+    """Builds both models with random weights; returns (magpie_path, codec_path), named after the
+    layout. `voices`: a speaker table (names in index order, or name -> index), one baked speaker
+    per name (default: the layout's table, or VOICES unnamed speakers). `released`: the stand-in
+    of the released checkpoint's loading path (see the module's doc); its config names the codec
+    `HUB_CODEC`."""
     import torch
     from nemo.collections.tts.models import AudioCodecModel, MagpieTTSModel
     from omegaconf import OmegaConf, open_dict
@@ -303,7 +416,7 @@ def build(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    layout, name = (FULL, "full") if full_size else (TINY, "tiny")
+    name = layout.name
     codec_path, magpie_path = out_dir / f"{name}_codec.nemo", out_dir / f"{name}_magpie.nemo"
     torch.manual_seed(seed)
     codec_cfg = OmegaConf.create(codec_config(layout))
@@ -318,13 +431,14 @@ def build(
     with codec_for_inference():
         config = magpie_config(codec_path, tokenizers, layout)
         model = MagpieTTSModel(cfg=OmegaConf.create(config))
+    voices = voices or layout.speakers
     bake_speakers(model, len(voices) if voices else VOICES, layout.context_frames, layout.d_model)
     set_eos_bias(model, EOS_BIAS)
     if released:
         with open_dict(model.cfg):
             model.cfg.codecmodel_path = HUB_CODEC
-            for name in ("french_chartokenizer", "hindi_chartokenizer"):
-                model.cfg.text_tokenizers[name].pretrained_model = BYT5
+            for tokenizer in ("french_chartokenizer", "hindi_chartokenizer"):
+                model.cfg.text_tokenizers[tokenizer].pretrained_model = BYT5
     model.save_to(str(magpie_path))
     if voices:
         add_speaker_table(magpie_path, voices)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from services.tts.model import tokenizer_for
 from services.tts.sampling import SAMPLERS
 
 
@@ -64,16 +65,12 @@ class StepResult:
 
 def split_text(model, text: str, language: str) -> list[torch.Tensor]:
     """The token sequences of `text`: one, or one per sentence where NeMo would chunk it."""
-    from nemo.collections.tts.parts.utils.tts_dataset_utils import (
-        chunk_text_for_inference,
-        get_tokenizer_for_language,
-    )
+    from nemo.collections.tts.parts.utils.tts_dataset_utils import chunk_text_for_inference
 
-    tokenizer = get_tokenizer_for_language(language, model.tokenizer.tokenizer_names)
     chunks, lengths, _ = chunk_text_for_inference(
         text=text,
         language=language,
-        tokenizer_name=tokenizer,
+        tokenizer_name=tokenizer_for(model, language),
         text_tokenizer=model.tokenizer,
         eos_token_id=model.eos_id,
     )
@@ -497,7 +494,7 @@ class BatchDecoder:
         logits = self._limit(logits.reshape(len(logits) * codebooks, self.vocab), limits, codebooks)
         logits = logits.reshape(-1, codebooks, self.vocab)
         if argmax:
-            picks = self.sampler.argmax(logits)
+            picks = self.sampler.argmax(logits, self.config.argmax_temperature)
             return picks.reshape(-1, self.fsf, self.codebooks).permute(0, 2, 1)
         picks = [
             self.sampler.sample(

@@ -16,12 +16,14 @@ from loguru import logger
 
 from settings import TTS_MODEL
 
-# The released checkpoint's voices, in index order as its model card lists them.
+# The released checkpoint's voices in the order its model card lists them (NeMo's voice-agent code
+# maps them to 0-4 in this order too). The checkpoint's own table says otherwise (Aria 0, Jason 1,
+# John 2, Leo 3, Sofia 4), so this is only a fallback for a .nemo without one.
 RELEASED_VOICES = ("john", "sofia", "aria", "jason", "leo")
-# A checkpoint stores its baked speakers as embeddings. It may name them in a table of its own:
-# this file in the .nemo, a JSON list of names in index order or an object of name -> index.
-# Without one, the released checkpoint's voices take the model card's names, and any other
-# checkpoint's are speaker_0, speaker_1, ...
+# A checkpoint stores its baked speakers as embeddings and names them in a table of its own: this
+# file in the .nemo (the released one registers it as `speaker_map`, with NeMo's artifact prefix),
+# a JSON object of name -> index or a list of names in index order. Without one, the released
+# checkpoint's voices take the model card's names, and any other checkpoint's are speaker_0, ...
 SPEAKER_TABLE = "speakers.json"
 MODEL_CARD_VOICES = {TTS_MODEL.rpartition("/")[2]: RELEASED_VOICES}
 # Text tokenizers NeMo takes from the Hugging Face hub by name (`pretrained_model`).
@@ -185,7 +187,7 @@ def checkpoint_file(name_or_path: str) -> Path | None:
 def voice_names(model, name_or_path: str) -> list[str]:
     """The checkpoint's baked speakers, in index order: named by its speaker table where it has one
     (a local .nemo, or a hub model's in the cache), else by the model card (the released
-    checkpoint), else speaker_0, speaker_1, ..."""
+    checkpoint; a WARNING says the names may be wrong), else speaker_0, speaker_1, ..."""
     count = model.num_baked_speakers
     path = checkpoint_file(name_or_path)
     table = speaker_table(path) if path else None
@@ -197,7 +199,12 @@ def voice_names(model, name_or_path: str) -> list[str]:
             )
         names, source = table, f"{SPEAKER_TABLE} in {path}"
     elif len(card := MODEL_CARD_VOICES.get(Path(name_or_path).stem, ())) == count:
-        names, source = list(card), f"the model card (no {SPEAKER_TABLE} in the checkpoint)"
+        names, source = list(card), "the model card"
+        logger.warning(
+            f"{name_or_path} has no {SPEAKER_TABLE}: its voices take the model card's names in"
+            f" the card's order ({', '.join(card)}), which may not be the checkpoint's; a voice"
+            " asked for by name may then speak with another speaker's voice"
+        )
     else:
         names, source = [f"speaker_{i}" for i in range(count)], "their indices"
     mapping = ", ".join(f"{name} -> {index}" for index, name in enumerate(names))
@@ -209,8 +216,8 @@ def speaker_table(path: Path) -> list[str] | None:
     """The voice names in a checkpoint's speaker table (a .nemo, or a hub repo's unpacked folder),
     in index order; None if it has none."""
     if path.is_dir():
-        file = path / SPEAKER_TABLE
-        return _parse_table(path, json.loads(file.read_text())) if file.is_file() else None
+        files = sorted(f for f in path.iterdir() if f.name.endswith(SPEAKER_TABLE) and f.is_file())
+        return _parse_table(path, json.loads(files[0].read_text())) if files else None
     if not path.is_file() or not tarfile.is_tarfile(path):
         return None
     with tarfile.open(path) as archive:
@@ -235,12 +242,43 @@ def _parse_table(path: Path, table) -> list[str]:
     return names
 
 
-def model_languages(model) -> list[str]:
-    """The languages NeMo can pick one of the checkpoint's text tokenizers for."""
+# The config field where a checkpoint names each language's text tokenizers (language -> a name or
+# names in order of preference), as the current Magpie checkpoint does. NeMo 3.0.0 does not read it:
+# its LANGUAGE_TOKENIZER_MAP lacks that checkpoint's italian_/vietnamese_chartokenizer.
+LANGUAGE_MAPPING = "language_to_tokenizer_mapping"
+DEFAULT_TOKENIZER = "english_phoneme"  # NeMo's fallback when no candidate is there
+
+
+def language_tokenizers(model) -> dict[str, list[str]]:
+    """Each language -> its tokenizer candidates: the checkpoint's own mapping where it has one,
+    else NeMo's LANGUAGE_TOKENIZER_MAP."""
     from nemo.collections.tts.parts.utils.tts_dataset_utils import LANGUAGE_TOKENIZER_MAP
 
+    mapping = model.cfg.get(LANGUAGE_MAPPING)
+    if mapping is None:
+        return {lang: list(names) for lang, names in LANGUAGE_TOKENIZER_MAP.items()}
+    return {
+        str(lang): [names] if isinstance(names, str) else list(names)
+        for lang, names in mapping.items()
+    }
+
+
+def tokenizer_for(model, language: str) -> str:
+    """The text tokenizer `language` reads with, as NeMo's get_tokenizer_for_language picks it
+    (the first candidate the checkpoint has, else english_phoneme, else its first), over
+    `language_tokenizers`."""
+    names = list(model.tokenizer.tokenizer_names)
+    for candidate in language_tokenizers(model).get(language, ()):
+        if candidate in names:
+            return candidate
+    return DEFAULT_TOKENIZER if DEFAULT_TOKENIZER in names or not names else names[0]
+
+
+def model_languages(model) -> list[str]:
+    """The languages the checkpoint has a text tokenizer for."""
     names = set(model.tokenizer.tokenizer_names)
-    return [lang for lang, tokenizers in LANGUAGE_TOKENIZER_MAP.items() if names & set(tokenizers)]
+    mapping = language_tokenizers(model)
+    return [lang for lang, tokenizers in mapping.items() if names & set(tokenizers)]
 
 
 def unavailable_languages(languages: list[str]) -> dict[str, str]:

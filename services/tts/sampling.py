@@ -73,10 +73,14 @@ class TopkNoise:
         if temperature <= 0.0:
             return logits.argmax(dim=-1)
         values, indices = topk_rows(logits, topk)
+        # Noise goes to the top-k codes in code order, not rank order: rows of one utterance alone
+        # and in a batch can differ by a rounding step, which may swap two near-equal ranks.
+        indices, order = indices.sort(dim=-1)
+        values = values.gather(1, order)
         scores = values / temperature - self._frame[:, codebook, :topk].log()
         return indices.gather(1, scores.argmax(dim=-1, keepdim=True)).squeeze(1)
 
-    def argmax(self, logits: torch.Tensor) -> torch.Tensor:
+    def argmax(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
         """Each codebook's most likely code: (B, codebooks, V) -> (B, codebooks)."""
         return logits.argmax(dim=-1)
 
@@ -115,10 +119,10 @@ class MultinomialNoise:
             picks.append((probs[b] / noise[0]).argmax())
         return torch.stack(picks)
 
-    def argmax(self, logits: torch.Tensor) -> torch.Tensor:
-        """NeMo's argmax codes (top 1 at a low temperature) also draw, to keep the streams."""
+    def argmax(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """NeMo's argmax codes (top 1 at its argmax temperature) also draw, to keep the streams."""
         codebooks = range(logits.shape[1])
-        picks = [self.sample(logits[:, c], c, 1, 0.01, doubled=False) for c in codebooks]
+        picks = [self.sample(logits[:, c], c, 1, temperature, doubled=False) for c in codebooks]
         return torch.stack(picks, dim=1)
 
 

@@ -35,16 +35,21 @@ def find_voice(voices: list[str], asked: str) -> Voice:
 def find_language(
     languages: list[str], asked: str, unavailable: dict[str, str] | None = None
 ) -> str:
-    """A language the checkpoint speaks here: `en`, or a locale such as `en-US`. `unavailable`:
-    the checkpoint's languages this machine cannot speak, and why."""
+    """A language the checkpoint speaks here, as the checkpoint names it (`en`, `pt-BR`): asked
+    as that name in any case, or as a locale (`en-US`) or base (`pt`) of it. `unavailable`: the
+    checkpoint's languages this machine cannot speak, and why."""
     asked = asked.strip()
-    base = asked.lower().replace("_", "-").split("-")[0]
-    if base in languages:
-        return base
-    if unavailable and base in unavailable:
+    wanted = asked.lower().replace("_", "-")
+    base = wanted.split("-")[0]
+    known = {name.lower(): name for name in [*languages, *(unavailable or {})]}
+    by_base = [name for name in known if name.split("-")[0] == base]
+    match = known.get(wanted) or known.get(base) or (known[by_base[0]] if by_base else None)
+    if match in languages:
+        return match
+    if match is not None and unavailable:
         raise proto.ProtocolError(
             proto.ErrorCode.UNKNOWN_LANGUAGE,
-            f"language {asked!r} is unavailable on this server: {unavailable[base]}",
+            f"language {asked!r} is unavailable on this server: {unavailable[match]}",
         )
     raise proto.ProtocolError(
         proto.ErrorCode.UNKNOWN_LANGUAGE,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from services.tts.decoder import BatchDecoder, generator_for, split_text
+from services.tts.model import load_model
 from services.tts.streaming import (
     JOIN_TOLERANCE,
     AudioChunker,
@@ -15,8 +16,15 @@ from services.tts.streaming import (
     decode_segments,
     measure_context,
 )
-from tests.tts_helpers import LONG_TEXT, nemo_codes
-from tiny_models.tts import EOS_BIAS, MAX_DECODER_STEPS, set_eos_bias
+from tests.tts_helpers import LONG_TEXT, cached_models, nemo_codes
+from tiny_models.tts import (
+    CURRENT_INFERENCE,
+    EOS_BIAS,
+    MAX_DECODER_STEPS,
+    NUM_CODEBOOKS,
+    TINY_CURRENT,
+    set_eos_bias,
+)
 
 CPU = torch.device("cpu")
 SHORT_TEXT = "Hello there, how are you doing today?"
@@ -132,6 +140,84 @@ def test_a_causal_conv_feed_forward_keeps_its_state(private_tts_model):
     together = decode(model, jobs, sampler="multinomial", joins=[0, 2, 5])
     for (text, seed, speaker), ours in zip(jobs, together, strict=True):
         assert torch.equal(ours, nemo_codes(model, text, seed=seed, speaker=speaker)[0])
+
+
+@pytest.fixture(scope="module")
+def current(tts_model):
+    """The tiny model of the current checkpoint's structure (after `tts_model`, which sets the
+    thread count)."""
+    magpie, codec = cached_models(TINY_CURRENT)
+    return load_model(str(magpie), "cpu", codec=str(codec))
+
+
+@pytest.fixture
+def current_ending(current):
+    set_eos_bias(current, 0.5)
+    yield current
+    set_eos_bias(current, EOS_BIAS)
+
+
+class TestTheCurrentCheckpointsLayout:
+    """tiny_models.tts TINY_CURRENT: frame stacking 2 (2 codec frames a step, 16 sequential local
+    transformer picks with CFG), a 2-layer local transformer, a causal text encoder, and the
+    checkpoint's inference_parameters (temperature 0.6, prior on decoder layers 2-10, alignment
+    from 4, 5, 8 and 9, lookahead 6)."""
+
+    def test_the_stand_in_has_the_checkpoints_structure(self, current):
+        m = current
+        stacked = NUM_CODEBOOKS * 2
+        assert m.frame_stacking_factor == 2
+        assert len(m.audio_embeddings) == len(m.local_transformer_out_projections) == stacked
+        assert m.final_proj.out_features == stacked * m.num_all_tokens_per_codebook
+        assert len(m.local_transformer.layers) == 2
+        assert isinstance(m.local_transformer.norm_out, torch.nn.Identity)
+        assert isinstance(m.local_transformer_in_projection, torch.nn.Identity)
+        assert all(layer.self_attention.is_causal for layer in m.encoder.layers)
+        assert len(m.decoder.layers) == 12
+
+    def test_the_decoder_takes_its_settings_from_the_checkpoint(self, current):
+        params = current.inference_parameters
+        assert params.temperature == 0.6 and params.attention_prior_lookahead_window == 6
+        decoder = BatchDecoder(current, CPU)
+        assert decoder.prior_layers == set(CURRENT_INFERENCE["apply_prior_to_layers"])
+        assert decoder.align_layers == CURRENT_INFERENCE["estimate_alignment_from_layers"]
+        assert decoder.max_steps == MAX_DECODER_STEPS // 2
+
+    def test_alone_and_in_a_staggered_batch_it_decodes_nemos_codes(self, current_ending):
+        """With EOS sampled freely, utterances end inside a stacked step (an odd frame count), at
+        the 4-frame minimum and at the frame cap; alone and joining a batch mid-utterance, each
+        decodes NeMo's generate_speech codes for its seed."""
+        jobs = JOBS[:6]
+        references = [nemo_codes(current_ending, *job)[0] for job in jobs]
+        lengths = [codes.shape[1] for codes in references]
+        assert any(n % 2 for n in lengths), f"the test needs an end inside a step: {lengths}"
+        assert {4, MAX_DECODER_STEPS} <= set(lengths), lengths
+        for job, reference in zip(jobs[:3], references, strict=False):
+            assert torch.equal(decode(current_ending, [job], sampler="multinomial")[0], reference)
+        together = decode(current_ending, jobs, sampler="multinomial", joins=[0, 0, 1, 3, 3, 5])
+        for ours, reference in zip(together, references, strict=True):
+            assert torch.equal(ours, reference)
+
+    def test_the_serving_sampler_gives_each_utterance_its_codes_alone(self, current_ending):
+        jobs = JOBS[:6]
+        alone = [decode(current_ending, [job])[0] for job in jobs]
+        together = decode(current_ending, jobs, joins=[0, 0, 1, 2, 5, 5])
+        for got, expected in zip(together, alone, strict=True):
+            assert torch.equal(got, expected)
+
+    def test_other_inference_parameters_give_other_codes(self, current, monkeypatch):
+        """NeMo's defaults (temperature 0.7, lookahead 5, the prior on every layer) decode other
+        codes: the checkpoint's settings are the ones in use, and still NeMo's under either."""
+        from nemo.collections.tts.models.magpietts import ModelInferenceParameters
+
+        job = JOBS[0]
+        ours = decode(current, [job], sampler="multinomial")[0]
+        defaults = ModelInferenceParameters(max_decoder_steps=MAX_DECODER_STEPS)
+        monkeypatch.setattr(current, "inference_parameters", defaults)
+        assert BatchDecoder(current, CPU).prior_layers == set(range(12))
+        other = decode(current, [job], sampler="multinomial")[0]
+        assert not torch.equal(ours, other)
+        assert torch.equal(other, nemo_codes(current, *job)[0])
 
 
 def test_long_text_is_split_into_single_chunk_pieces(tts_model):
