@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.tts.model import RELEASED_VOICES
 from settings import PROFILE_CHOICES, SERVICES, TINY_ASR, TINY_MODELS_CACHE, TINY_TTS_BUILDER, port
+from tiny_models.tts import SPEAKERS
 
 # vLLM takes a fraction of the GPU memory that is free when it starts, so it goes last.
 STARTS_AFTER = {"llm": ("asr", "tts")}
@@ -73,8 +73,8 @@ def _tts(argv, port_, after, profile, python, models) -> Service:
     digest = hashlib.sha256(TINY_TTS_BUILDER.read_bytes()).hexdigest()[:12]
     folder = models / f"tiny_tts-{digest}"
     model, codec = folder / "tiny_magpie.nemo", folder / "tiny_codec.nemo"
-    # The released checkpoint's voices by name, so clients written for it work unchanged.
-    voices = ",".join(RELEASED_VOICES)
+    # The released checkpoint's speaker table, so clients written for it work unchanged.
+    voices = ",".join(SPEAKERS)
     return Service(
         "tts",
         (*argv, "--device", "cpu", "--model", str(model), "--codec", str(codec)),

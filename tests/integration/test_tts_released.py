@@ -7,13 +7,14 @@ import socket
 
 import pytest
 import torch
+from loguru import logger
 
 from services.tts.model import RELEASED_VOICES, load_model, voice_names
 from settings import TTS_MODEL
 from tests.tts_helpers import nemo_codes
-from tiny_models.tts import HUB_CODEC, build
+from tiny_models.tts import HUB_CODEC, SPEAKERS, build
 
-# The order a public run read from the released checkpoint's speakers.json, not the model card's.
+# The released checkpoint's speakers.json (an object of name -> index), not the model card's order.
 TABLE_ORDER = ["aria", "jason", "john", "leo", "sofia"]
 TEXT = "Hello there, I read the record."
 
@@ -21,7 +22,8 @@ TEXT = "Hello there, I read the record."
 @pytest.fixture(scope="module")
 def released_paths(tmp_path_factory, tts_model):
     assert TABLE_ORDER != list(RELEASED_VOICES)
-    return build(tmp_path_factory.mktemp("released"), voices=TABLE_ORDER, released=True)
+    assert sorted(SPEAKERS, key=SPEAKERS.get) == [name.title() for name in TABLE_ORDER]
+    return build(tmp_path_factory.mktemp("released"), voices=SPEAKERS, released=True)
 
 
 def cache_model(hub, repo: str, nemo, revision: str = "0" * 40) -> None:
@@ -60,8 +62,6 @@ def offline_cache(tmp_path, monkeypatch, released_paths):
 
 
 def test_the_hub_name_loads_offline_with_the_checkpoints_own_voice_names(offline_cache, caplog):
-    from loguru import logger
-
     handler = logger.add(caplog.handler, format="{message}")
     try:
         model = load_model(TTS_MODEL, "cpu")
@@ -71,6 +71,7 @@ def test_the_hub_name_loads_offline_with_the_checkpoints_own_voice_names(offline
     assert offline_cache == []
     assert names == TABLE_ORDER
     assert "aria -> 0, jason -> 1, john -> 2, leo -> 3, sofia -> 4" in caplog.text
+    assert "model card" not in caplog.text
     # ByT5's tokenizer, made here rather than fetched: UTF-8 bytes after 3 special tokens, EOS.
     assert model.tokenizer.tokenizers["french_chartokenizer"].encode("é") == [198, 172, 1]
 
@@ -90,13 +91,21 @@ def test_nemos_own_restore_would_ask_the_hub(offline_cache):
     assert any(entry.name == "setup_tokenizers" for entry in raised.traceback)
 
 
-def test_without_a_table_the_hub_name_takes_the_model_cards_order(tts_model):
-    """Nothing in the cache (here: no such file), a checkpoint of five: the model card's names."""
+def test_without_a_table_the_hub_name_takes_the_model_cards_order_and_warns(tts_model):
+    """Nothing in the cache (here: no such file), a checkpoint of five: the model card's names,
+    and a WARNING that they may not be the checkpoint's."""
 
     class FiveSpeakers:
         num_baked_speakers = 5
 
-    assert voice_names(FiveSpeakers(), TTS_MODEL) == list(RELEASED_VOICES)
+    warnings = []
+    sink = logger.add(lambda m: warnings.append(m.record["message"]), level="WARNING")
+    try:
+        assert voice_names(FiveSpeakers(), TTS_MODEL) == list(RELEASED_VOICES)
+    finally:
+        logger.remove(sink)
+    (warning,) = warnings
+    assert "no speakers.json" in warning and "may not be the checkpoint's" in warning
 
 
 @pytest.fixture(scope="module")

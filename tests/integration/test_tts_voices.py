@@ -1,6 +1,7 @@
 """Voices by name: a checkpoint's speaker table names its baked speakers, so the tiny TTS that
-cpu-test serves answers to the released checkpoint's voice names, and `.env.example`'s default
-voice (aria) is one it can speak."""
+cpu-test serves answers to the released checkpoint's voice names in its speakers.json order (Aria
+0, Jason 1, John 2, Leo 3, Sofia 4), and `.env.example`'s default voice (aria) is one it can
+speak."""
 
 import tarfile
 from pathlib import Path
@@ -10,11 +11,12 @@ import pytest
 from dotenv import dotenv_values
 
 from protocol import tts as proto
-from services.tts.model import RELEASED_VOICES, SPEAKER_TABLE, load_model, speaker_table
+from services.supervisor.table import build_table
+from services.tts.model import SPEAKER_TABLE, load_model, speaker_table
 from services.tts.server import Settings, TtsService
 from tests.servers import served
 from tests.tts_helpers import speak
-from tiny_models.tts import add_speaker_table
+from tiny_models.tts import CURRENT, FULL_2025, SPEAKERS, TINY_CURRENT, add_speaker_table
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE_VOICE = dotenv_values(ROOT / ".env.example")["TTS_DEFAULT_VOICE"]
@@ -24,7 +26,7 @@ ENV_EXAMPLE_VOICE = dotenv_values(ROOT / ".env.example")["TTS_DEFAULT_VOICE"]
 def named_tts_path(tmp_path_factory, tts_model):
     from tiny_models.tts import build
 
-    return build(tmp_path_factory.mktemp("named_tts"), voices=list(RELEASED_VOICES))[0]
+    return build(tmp_path_factory.mktemp("named_tts"), voices=SPEAKERS)[0]
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +41,10 @@ async def named_server(named_tts_path):
 async def test_the_released_voice_names_are_spoken(named_server):
     service, url = named_server
     assert ENV_EXAMPLE_VOICE == "aria"
-    assert service.speech.voices == list(RELEASED_VOICES) and service.speech.default_voice == "aria"
+    assert service.speech.voices == ["aria", "jason", "john", "leo", "sofia"]
+    assert service.speech.default_voice == "aria"
     by_name = await speak(url, "Hello there.", init={"voice": "aria"}, seed=3)
-    by_index = await speak(url, "Hello there.", init={"voice": "2"}, seed=3)
+    by_index = await speak(url, "Hello there.", init={"voice": "0"}, seed=3)
     default = await speak(url, "Hello there.", seed=3)
     other = await speak(url, "Hello there.", init={"voice": "Leo"}, seed=3)
     assert by_name.created.voice == by_index.created.voice == "aria"
@@ -73,6 +76,15 @@ def test_the_speaker_table_gives_names_in_index_order(tmp_path, table, names):
 def test_a_broken_speaker_table_is_refused(tmp_path, table):
     with pytest.raises(ValueError, match=SPEAKER_TABLE):
         speaker_table(add_speaker_table(tmp_path / "m.nemo", table))
+
+
+def test_every_stand_in_of_the_released_checkpoint_carries_its_table():
+    """cpu-test's tiny model, the tiny and full-size current layouts and the earlier full-size one
+    all name their speakers as the released speakers.json does."""
+    assert TINY_CURRENT.speakers == CURRENT.speakers == FULL_2025.speakers == SPEAKERS
+    tts = next(s for s in build_table("cpu-test", ["tts"], env={}) if s.name == "tts")
+    assert tts.prepare[-2:] == ("--voices", ",".join(SPEAKERS))
+    assert list(SPEAKERS.values()) == list(range(5))
 
 
 def test_no_table_no_names(tmp_path):

@@ -43,7 +43,7 @@ def test_cpu_test_serves_the_tiny_models_and_builds_them_first():
     )
     assert tts.prepare == (
         *(PY, "-m", "tiny_models.tts", str(folder)),
-        *("--voices", "john,sofia,aria,jason,leo"),
+        *("--voices", "Aria,Jason,John,Leo,Sofia"),
     )
     assert t["llm"].argv[-2:] == ("--profile", "cpu-test")
 

@@ -61,3 +61,21 @@ def test_an_unavailable_language_is_refused_with_its_reason():
     with pytest.raises(proto.ProtocolError, match="is not one of en"):
         find_language(["en"], "fr", unavailable)
     assert find_language(["en"], "EN-us", unavailable) == "en"
+
+
+@pytest.mark.parametrize(
+    ("asked", "expected"),
+    [
+        ("pt-BR", "pt-BR"),
+        ("pt_br", "pt-BR"),
+        ("pt", "pt-BR"),  # a base reaches the checkpoint's one locale of it
+        ("ar", "ar-AE"),  # several: the checkpoint's first
+        ("ar-SA", "ar-SA"),
+        ("en-US", "en"),
+        ("IT", "it"),
+    ],
+)
+def test_languages_are_found_as_the_checkpoint_names_them(asked, expected):
+    """The current checkpoint's language mapping names some languages by locale (pt-BR, ar-AE)."""
+    languages = ["en", "it", "pt-BR", "ar-AE", "ar-SA", "ar-MSA"]
+    assert find_language(languages, asked) == expected
