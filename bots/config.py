@@ -25,7 +25,10 @@ def _flag(name: str, default: bool) -> bool:
 class BotConfig:
     # The services' addresses: *_URL, else their ports on this machine (settings.py).
     asr_url: str = field(default_factory=lambda: settings.address("asr"))
-    asr_latency_ms: int = field(default_factory=lambda: int(_env("ASR_LATENCY_MS", "160")))
+    # A latency mode the ASR service serves; None (empty): the service's default.
+    asr_latency_ms: int | None = field(
+        default_factory=lambda: int(_env("ASR_LATENCY_MS", "0")) or None
+    )
     asr_language: str = field(default_factory=lambda: _env("ASR_LANGUAGE", ""))
     # The user's audio held while the ASR service is unreachable, sent when it is back.
     asr_reconnect_buffer_secs: float = field(

@@ -16,7 +16,6 @@ from protocol.common import Message
 from protocol.health import PATH as HEALTH_PATH
 
 CLIENT_DIR = Path(__file__).parent / "client"
-FALLBACK_LATENCY_MODES = [80, 160, 560, 1120]
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2)
 M = TypeVar("M", bound=Message)
 
@@ -41,19 +40,28 @@ async def _get(
 
 
 async def page_options(config: BotConfig) -> dict:
-    """Latency modes from the ASR service and voices from the TTS service, for the selectors."""
+    """Latency modes from the ASR service and voices from the TTS service, for the selectors.
+    The preselected mode is the bot's ASR_LATENCY_MS where the service serves it, else the
+    service's default; with the ASR unreachable there are none (the page then leaves the mode to
+    the service)."""
     headers = auth_headers(config.api_key)
     async with aiohttp.ClientSession(timeout=PROBE_TIMEOUT) as session:
         health = await _get(session, http_base(config.asr_url) + HEALTH_PATH, headers, asr.Health)
         voices = await _get(
             session, http_base(config.tts_url) + tts.VOICES_PATH, headers, tts.Voices
         )
-    modes = (health.latency_modes if health else None) or FALLBACK_LATENCY_MODES
+    modes = (health.latency_modes if health else None) or []
+    mode = config.asr_latency_ms if config.asr_latency_ms in modes else None
+    if config.asr_latency_ms and modes and mode is None:
+        logger.warning(
+            f"page options: ASR_LATENCY_MS={config.asr_latency_ms} is not one of the ASR"
+            f" service's modes {modes}; offering its default"
+        )
     # The bot's TTS_VOICE, else the one the TTS service speaks by default (TTS_DEFAULT_VOICE).
     default_voice = config.tts_voice or (voices.default_voice if voices else "")
     return {
         "latency_modes": modes,
-        "latency_ms": config.asr_latency_ms,
+        "latency_ms": mode or (health.default_latency_ms if health else None),
         "voices": voices.voices if voices else [default_voice],
         "voice": default_voice,
     }

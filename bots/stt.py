@@ -1,5 +1,11 @@
 """Pipecat STT service for our streaming ASR service (protocol: protocol/asr.py).
 
+The session's latency mode is one the service serves: the bot connects with its language only,
+reads the modes from `ready`, and asks for `latency_ms` with a `config` message when the service
+has it (else it logs the served modes and keeps the service's default). The language the model
+tagged a transcript with (`auto` mode of the multilingual model) goes on as the frame's
+`language`.
+
 Audio goes out as it arrives. When VAD says the user stopped, the turn is finalized with
 `reset` + `request_finalize()`, and the final transcript is pushed through `confirm_finalize()`,
 so the turn strategy ends the user turn the moment the text is in, with no fixed wait.
@@ -26,6 +32,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import WebsocketSTTService
+from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
 from bots.outage_buffer import HELD_TURN_SPEECH_END, HeldTurnEnd, OutageBuffer
@@ -39,8 +46,8 @@ DEFAULT_RECONNECT_BUFFER_SECS = 30.0
 
 
 class NemotronSTTService(ServiceConnection, WebsocketSTTService):
-    """`latency_ms` and `language` choose the session's mode and language (in the URL's query);
-    None leaves the service's default."""
+    """`latency_ms` and `language` choose the session's mode (if the service serves it) and
+    language; None leaves the service's default."""
 
     def __init__(
         self,
@@ -54,12 +61,13 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         **kwargs,
     ):
         super().__init__(
-            url=proto.session_url(url, latency_ms, language),
+            url=proto.session_url(url, language=language),
             api_key=api_key,
             settings=STTSettings(model=None, language=language),
             ttfs_p99_latency=ttfs_p99_latency,
             **kwargs,
         )
+        self._latency_ms = latency_ms
         self._resampler = create_stream_resampler()
         self._held = OutageBuffer(reconnect_buffer_secs)
         self._replay_task: asyncio.Task | None = None
@@ -87,12 +95,29 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         if self._open_websocket():
             return
         websocket, msg = await self._open_session("ASR", proto.parse_server_message, proto.Ready)
+        mode = await self._choose_mode(websocket, msg)
         self._websocket = websocket
-        logger.info(f"{self}: connected ({msg.latency_ms} ms mode, {msg.model})")
+        logger.info(f"{self}: connected ({mode} ms mode, {msg.model})")
         self._late_turn_ends.clear()  # what the last session owed went with it
         await self._session_opened()
         if self._held and not self._replaying:
             self._replay_task = self.create_task(self._replay(websocket))
+
+    async def _choose_mode(self, websocket, ready: proto.Ready) -> int | None:
+        """Asks for our latency mode, before any audio, where the service serves it and it is not
+        the session's already; the mode the session runs in."""
+        wanted = self._latency_ms
+        if wanted is None or wanted == ready.latency_ms:
+            return ready.latency_ms
+        if wanted not in ready.latency_modes:
+            logger.error(
+                f"{self}: ASR_LATENCY_MS={wanted} is not a mode of the ASR service ({ready.model});"
+                f" it serves {', '.join(map(str, ready.latency_modes))} ms. Using its default,"
+                f" {ready.latency_ms} ms; set ASR_LATENCY_MS to one of those, or leave it empty."
+            )
+            return ready.latency_ms
+        await websocket.send(proto.Config(latency_ms=wanted).to_json())
+        return wanted
 
     async def _disconnect(self):
         if self._replaying:
@@ -181,10 +206,13 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
 
     async def _on_transcript(self, msg: proto.Transcript):
         text = msg.text.strip()
+        language = _language(msg.language)
         if not msg.is_final:
             if text:
                 await self.push_frame(
-                    InterimTranscriptionFrame(text, self._user_id, time_now_iso8601(), result=msg)
+                    InterimTranscriptionFrame(
+                        text, self._user_id, time_now_iso8601(), language, result=msg
+                    )
                 )
             return
         if not msg.finalize:
@@ -192,7 +220,17 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         self.confirm_finalize()
         held = self._late_turn_ends.popleft() if self._late_turn_ends else None
         if text:
-            frame = TranscriptionFrame(text, self._user_id, time_now_iso8601(), result=msg)
+            frame = TranscriptionFrame(
+                text, self._user_id, time_now_iso8601(), language, result=msg
+            )
             if held is not None:
                 frame.metadata[HELD_TURN_SPEECH_END] = held
             await self.push_frame(frame)
+
+
+def _language(locale: str | None) -> Language | None:
+    """Pipecat's Language for the model's tag; None for none, or one Pipecat does not name."""
+    try:
+        return Language(locale) if locale else None
+    except ValueError:
+        return None

@@ -28,14 +28,14 @@ Commands:
                      Download every model the profile needs into the Hugging Face cache, with
                      progress (start does it too); later starts run offline
   bench [OPTIONS]    Voice-to-voice latency of the running product, from a WebRTC client that
-                     talks to the bot: --turns N, --latency-mode 80|160|560|1120,
+                     talks to the bot: --turns N, --latency-mode MS (a mode the ASR serves),
                      --concurrency N, --out DIR (report.md, turns.jsonl, latency.png);
                      `bench --help` lists them all
   bench services     The ASR and TTS service benchmarks in tests/bench
   eval asr [OPTIONS] Word error rate of the running ASR per latency mode, beside the model
                      card's: --dataset librispeech-clean|librispeech-other|fleurs:LOCALES|DIR,
-                     --modes 80,160,560,1120, --limit N, --concurrency K, --realtime,
-                     --compare-offline; `eval asr --help` lists them all
+                     --modes 80,1120 (default: all it serves), --limit N, --concurrency K,
+                     --realtime, --compare-offline; `eval asr --help` lists them all
   test [ARGS]        Install what the tests need, lint (ruff, shellcheck, hadolint), run pytest.
                      ARGS go to pytest, e.g. `test tests/unit -x`
   help               Show this help

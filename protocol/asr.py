@@ -6,7 +6,7 @@ waits for `ready`, sends PCM, sends `{"type": "reset", "finalize": true}` and re
 
 client -> server
   binary                      PCM s16le, 16 kHz, mono
-  {"type": "config", "latency_ms": 160, "language": "en-US"}   optional; before audio of a turn
+  {"type": "config", "latency_ms": 560, "language": "en-US"}   optional; before audio of a turn
   {"type": "reset", "finalize": true|false}                    ("end" is accepted as an alias)
 server -> client
   {"type": "ready", "sample_rate", "session_id", "latency_ms", "latency_modes", "language",
@@ -15,11 +15,17 @@ server -> client
   {"type": "transcript", "text", "is_final": false}            interim, cumulative for the turn
   {"type": "transcript", "text", "is_final": true, "finalize": true}   after a hard reset
   {"type": "transcript", "text", "is_final": true, "finalize": false}  after a soft reset
+      "language": the locale the model wrote in its `<xx-XX>` tag (multilingual models in
+      `auto`), absent until it wrote one; the tag itself never reaches `text`.
   {"type": "error", "code", "message"}
       code "backlog": audio dropped because more than the server's backlog limit (seconds of
       audio not yet transcribed) is waiting; sent once per run of dropped frames, and the session
       goes on. Send audio no faster than real time (bursts within the limit are fine).
 A client that does not read its messages is disconnected (1008) once too many wait for it.
+
+The latency modes are the checkpoint's (`ready`/`/health` `latency_modes`); a session that names
+none gets the service's default (`ready.latency_ms`, `/health` `default_latency_ms`), and one
+that names a mode the model lacks is refused with the list.
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ from protocol.common import ErrorCode as CommonErrorCode
 
 SAMPLE_RATE = 16000
 SAMPLE_WIDTH = 2  # bytes per s16le sample
-DEFAULT_LATENCY_MS = 160
 # A binary frame above this size closes the connection with 1009 (about 16 s of audio).
 MAX_FRAME_BYTES = 512 * 1024
 QUERY_LATENCY = "latency_ms"
@@ -165,6 +170,7 @@ class Transcript(Message):
     text: str
     is_final: bool
     finalize: bool | None = field(default=None, metadata=OMIT_NONE)
+    language: str | None = field(default=None, metadata=OMIT_NONE)  # from the model's tag
 
 
 @dataclass(frozen=True)
@@ -185,13 +191,15 @@ def parse_server_message(raw: str | bytes) -> ServerMessage | None:
 
 @dataclass(frozen=True)
 class Health(health.Health):
-    """The ASR's `/health`: with the model's latency modes and languages once it is loaded."""
+    """The ASR's `/health`: with the model's latency modes, the one sessions get when they name
+    none, and its languages, once it is loaded."""
 
     latency_modes: list[int] | None = None
+    default_latency_ms: int | None = None
     languages: list[str] | None = None  # None: English only
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         if self.latency_modes is None:  # still loading: the model's details are not known yet
-            del data["latency_modes"], data["languages"]
+            del data["latency_modes"], data["default_latency_ms"], data["languages"]
         return data

@@ -26,8 +26,14 @@ streaming speech recognition with cache aware conformer models
 """
 
 ATT_CONTEXT_SIZES = [[70, 13], [70, 6], [70, 1], [70, 0]]
-PROMPT_ATT_CONTEXT_SIZES = [[56, 13], [56, 6], [56, 3], [56, 1], [56, 0]]
-PROMPT_LANGUAGES = {"auto": 0, "en-US": 1, "de-DE": 2, "es-ES": 3}
+# The 3.5 release's, its default first: 320, 80, 560 and 1120 ms, no 160.
+PROMPT_ATT_CONTEXT_SIZES = [[56, 3], [56, 0], [56, 6], [56, 13]]
+# A few of the release's keys at its indices (of 128 slots), `no` among them.
+PROMPT_LANGUAGES = {"en-US": 0, "es-ES": 2, "de-DE": 9, "no": 27, "auto": 101}
+NUM_PROMPTS = 128
+# Pieces the prompt model's tokenizer always has, so tests can spell a language tag with them,
+# whole (as the release's vocabulary has them) or piece by piece.
+TAG_PIECES = ["<en-US>", "<de-DE>", "<", ">", "-", "en", "US", "."]
 # A random encoder's output barely varies over time, and a random joint then emits max_symbols
 # tokens on every frame (slow steps) or none at all. A gain on the joint's encoder projection makes
 # the choice depend on the audio, and a bias on the blank logit makes most frames blank: steps stay
@@ -36,7 +42,15 @@ JOINT_ENCODER_GAIN = 12.0
 BLANK_BIAS = 9.0
 
 
-def train_tokenizer(work: Path, vocab_size: int, corpus: str = CORPUS * 20) -> Path:
+def train_tokenizer(
+    work: Path,
+    vocab_size: int,
+    corpus: str = CORPUS * 20,
+    user_defined_symbols: list[str] | None = None,
+) -> Path:
+    """A SentencePiece BPE of exactly `vocab_size` pieces (SentencePiece makes fewer, quietly,
+    when the corpus is too small for them)."""
+    import sentencepiece
     from nemo.collections.common.tokenizers.sentencepiece_tokenizer import create_spt_model
 
     data = work / "corpus.txt"
@@ -48,7 +62,11 @@ def train_tokenizer(work: Path, vocab_size: int, corpus: str = CORPUS * 20) -> P
         do_lower_case=True,
         tokenizer_type="bpe",
         output_dir=str(work / "tokenizer"),
+        user_defined_symbols=user_defined_symbols,
     )
+    size = sentencepiece.SentencePieceProcessor(model_file=model_path).get_piece_size()
+    if size != vocab_size:
+        raise ValueError(f"the corpus gave {size} BPE pieces, not {vocab_size}: give it more text")
     return Path(model_path).parent
 
 
@@ -64,9 +82,11 @@ def model_config(
     pred_hidden: int = 64,
     pred_layers: int = 1,
     joint_hidden: int = 64,
-    num_prompts: int = 8,
+    num_prompts: int = NUM_PROMPTS,
     prompt_languages: dict[str, int] | None = None,
     att_context: list[list[int]] | None = None,
+    max_symbols: int = 1,
+    xscaling: bool = True,
 ) -> dict:
     """The tiny layout by default; tiny_models.standins passes the published checkpoints' sizes."""
     if att_context is None:
@@ -118,7 +138,7 @@ def model_config(
             "n_heads": n_heads,
             "att_context_size": att_context,
             "att_context_style": "chunked_limited",
-            "xscaling": True,
+            "xscaling": xscaling,
             "untie_biases": True,
             "pos_emb_max_len": 5000,
             "conv_kernel_size": 9,
@@ -148,7 +168,7 @@ def model_config(
             "fuse_loss_wer": False,
             "jointnet": {"joint_hidden": joint_hidden, "activation": "relu", "dropout": 0.0},
         },
-        "decoding": {"strategy": "greedy_batch", "greedy": {"max_symbols": 1}},
+        "decoding": {"strategy": "greedy_batch", "greedy": {"max_symbols": max_symbols}},
         "loss": {"loss_name": "default"},
     }
     if prompt:
@@ -174,7 +194,9 @@ def build(out: Path, prompt: bool = False, seed: int = 0, vocab_size: int = 96) 
 
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as work:
-        tokenizer_dir = train_tokenizer(Path(work), vocab_size)
+        tokenizer_dir = train_tokenizer(
+            Path(work), vocab_size, user_defined_symbols=TAG_PIECES if prompt else None
+        )
         model = model_class(cfg=OmegaConf.create(model_config(tokenizer_dir, prompt=prompt)))
         with torch.no_grad():
             model.joint.enc.weight *= JOINT_ENCODER_GAIN

@@ -48,7 +48,12 @@ function fillSelect(select, values, selected, label = (v) => v) {
 async function loadOptions() {
   try {
     const options = await (await fetch("/api/options")).json();
-    fillSelect($("latency"), options.latency_modes, options.latency_ms, (ms) => `${ms} ms`);
+    // The ASR service's own modes; none listed (it is unreachable): its default, whatever it is.
+    if (options.latency_modes.length) {
+      fillSelect($("latency"), options.latency_modes, options.latency_ms, (ms) => `${ms} ms`);
+    } else {
+      fillSelect($("latency"), [""], "", () => "service default");
+    }
     fillSelect($("voice"), options.voices, options.voice);
   } catch (err) {
     addEntry("error", `Could not load the bot's options: ${err}`);

@@ -1,6 +1,6 @@
 """Word error rate of the running ASR service, per latency mode, beside the model card's.
 
-    ./scripts/nemotron.sh eval asr [--dataset librispeech-clean] [--modes 80,160,560,1120]
+    ./scripts/nemotron.sh eval asr [--dataset librispeech-clean] [--modes 80,1120]
         [--limit N] [--concurrency K] [--realtime] [--compare-offline] [--out DIR]
 
 Streams every utterance through the running service's WebSocket, one session each, in each

@@ -1,6 +1,6 @@
 """Voice-to-voice latency of the running bot, measured from outside, as a browser hears it.
 
-    ./scripts/nemotron.sh bench [--turns 20] [--latency-mode 160] [--concurrency 1] [--out DIR]
+    ./scripts/nemotron.sh bench [--turns 20] [--latency-mode MS] [--concurrency 1] [--out DIR]
     ./scripts/nemotron.sh bench --report-only --out DIR --baseline EARLIER_DIR
     uv run --extra bench python -m scripts.v2v_bench --url http://localhost:7860 ...
 
@@ -21,22 +21,27 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 from loguru import logger
 from tqdm import tqdm
 
 import settings
+from protocol import asr as asr_proto
+from protocol.health import PATH as HEALTH_PATH
 from scripts.v2v_bench import machine, plot, report, utterances
 from scripts.v2v_bench.client import BotConnection
 from scripts.v2v_bench.conversation import converse
-
-LATENCY_MODES = (80, 160, 560, 1120)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nemotron.sh bench", description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20, help="turns per client (default 20)")
     parser.add_argument(
-        "--latency-mode", type=int, choices=LATENCY_MODES, help="ASR chunk in ms (default: bot's)"
+        "--latency-mode",
+        type=int,
+        metavar="MS",
+        help="ASR latency mode in ms, one the ASR service serves (its /health lists them;"
+        " default: the bot's)",
     )
     parser.add_argument("--concurrency", type=int, default=1, help="clients talking at once")
     parser.add_argument("--out", type=Path, default=Path("bench-out/v2v"), help="output folder")
@@ -104,8 +109,24 @@ def read_turns(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+async def check_latency_mode(mode: int, asr_url: str) -> None:
+    """Refuses a mode the ASR service does not serve (the bot would use its default instead)."""
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            async with http.get(f"{asr_url}{HEALTH_PATH}") as resp:
+                health = asr_proto.Health.from_json(await resp.read())
+    except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+        logger.warning(f"the ASR service's modes are unknown ({asr_url}: {e}); asking for {mode}")
+        return
+    if health.latency_modes and mode not in health.latency_modes:
+        served = ", ".join(map(str, health.latency_modes))
+        raise ValueError(f"--latency-mode {mode}: the ASR service serves {served} ms")
+
+
 async def run_turns(args: argparse.Namespace) -> None:
     """Runs the clients; writes their turns.jsonl and run.json into --out."""
+    if args.latency_mode:
+        await check_latency_mode(args.latency_mode, args.asr_url)
     voice = await pick_voice(args)
     source = "our TTS service" if voice == "tts" else "espeak-ng"
     logger.info(f"synthesizing the utterances of {args.utterances} with {source}")

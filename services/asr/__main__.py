@@ -14,11 +14,14 @@ DESCRIPTION = "Cache-aware streaming ASR over WebSocket, batched across sessions
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ServiceParser("asr", DESCRIPTION, settings.ASR_MODEL, max_sessions=64)
+    default_latency = parser.env("DEFAULT_LATENCY_MS")
     parser.add_argument(
         "--default-latency-ms",
         type=int,
-        default=int(parser.env("DEFAULT_LATENCY_MS", "160")),
-        help="latency mode of sessions that do not choose one (default: %(default)s)",
+        default=int(default_latency) if default_latency else None,
+        metavar="MS",
+        help="latency mode of sessions that do not choose one; one of the model's modes, which"
+        " it lists at start-up (default: %(default)s, the checkpoint's own)",
     )
     parser.add_argument(
         "--cuda-graphs",

@@ -17,6 +17,8 @@ Scheduling, so that no turn falls behind for good:
 
 Each turn's encoder caches, pre-encode frames and decoder state live in one row of a
 `StatePool`; a step gathers and scatters rows by index, and only the new tokens reach the host.
+The text a turn's callback gets has no language tags (services.asr.language_tags): the last
+one's locale is in `Turn.detected_language`.
 """
 
 from __future__ import annotations
@@ -32,11 +34,19 @@ import torch
 from loguru import logger
 
 from services.asr.features import FeatureStream, LogMel
-from services.asr.model import LatencyMode, encoder_dtype, latency_modes, model_languages
+from services.asr.language_tags import split_language
+from services.asr.model import (
+    LatencyMode,
+    default_latency_ms,
+    encoder_dtype,
+    latency_modes,
+    prompt_table,
+)
 from services.asr.state_pool import StatePool, StepState
 from services.common import engine_loop
 
-TextCallback = Callable[["Turn", str, bool], None]  # (turn, text of the turn so far, final)
+# (turn, text of the turn so far without language tags, final)
+TextCallback = Callable[["Turn", str, bool], None]
 ErrorCallback = Callable[["Turn", str], None]
 
 MAX_STEP_SECONDS = 2.56  # the most audio of one turn in one step, when it catches up
@@ -53,7 +63,9 @@ class Turn:
     on_error: ErrorCallback
     after: Turn | None = None  # the client's previous turn, which must end first
     id: int = field(default_factory=itertools.count().__next__)
-    text: str = ""
+    text: str = ""  # as decoded, language tags and all
+    shown: str = ""  # the text clients see
+    detected_language: str | None = None  # the locale of the model's last language tag
     tokens: list[int] = field(default_factory=list)
     started: bool = False  # its first chunk is taken
     finishing: bool = False  # the turn ended: run what is left, then send the final text
@@ -88,7 +100,7 @@ class _Item:
     turn: Turn
     samples: np.ndarray
     frames: int
-    text_before: str
+    shown_before: str
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,9 @@ class Engine(engine_loop.EngineLoop):
         self.model = model
         self.device = torch.device(device)
         self.modes = latency_modes(model)
-        self.languages = model_languages(model)
+        self.default_latency_ms = default_latency_ms(model)
+        self.prompts = prompt_table(model)
+        self.languages = list(self.prompts) if self.prompts is not None else None
         self.logmel = LogMel(model.preprocessor)
         self.sample_rate = int(model.preprocessor.featurizer.sample_rate)
         self._on_step = on_step
@@ -252,7 +266,7 @@ class Engine(engine_loop.EngineLoop):
 
     def _take(self, turn: Turn, group: _Group) -> _Item:
         frames = group.frames if not group.final else turn.features.frames_ready(final=True)
-        item = _Item(turn, turn.features.take(frames, final=group.final), frames, turn.text)
+        item = _Item(turn, turn.features.take(frames, final=group.final), frames, turn.shown)
         turn.started = True
         if turn.slot is None:
             turn.slot = self._free_slots.pop() if self._free_slots else next(self._slots)
@@ -297,14 +311,15 @@ class Engine(engine_loop.EngineLoop):
                 continue
             if group.final:
                 self._final(turn)
-            elif turn.text != item.text_before:
-                turn.on_text(turn, turn.text, False)
+            elif turn.shown != item.shown_before:
+                turn.on_text(turn, turn.shown, False)
 
     def _final(self, turn: Turn) -> None:
         self.close(turn)
         if self._on_finalize and turn.finish_time is not None:
             self._on_finalize(time.monotonic() - turn.finish_time)
-        turn.on_text(turn, turn.text, True)
+        _show(turn, final=True)
+        turn.on_text(turn, turn.shown, True)
 
     # --- the worker-thread side ----------------------------------------------------------------
 
@@ -312,10 +327,10 @@ class Engine(engine_loop.EngineLoop):
         """Points the model at a group's att_context_size and language prompt, when it differs."""
         if list(self.model.encoder.att_context_size) != list(mode.att_context):
             self.model.encoder.set_default_att_context_size(list(mode.att_context))
-        if self.languages is not None:
-            index = self.model.cfg.model_defaults.prompt_dictionary[language or "auto"]
-            if getattr(self.model, "_inference_prompt_index", None) != index:
-                self.model.set_inference_prompt(language or "auto")
+        if self.prompts is not None:
+            # What NeMo's set_inference_prompt sets, from our table: its lookup by key misses a
+            # Norwegian `no` that YAML read as False.
+            self.model._inference_prompt_index = self.prompts[language or "auto"]
 
     @torch.inference_mode()
     def _step(self, items: list[_Item], group: _Group) -> None:
@@ -385,6 +400,7 @@ class Engine(engine_loop.EngineLoop):
                 turn.text = self.model.tokenizer.ids_to_text(turn.tokens) if turn.tokens else ""
             elif n:
                 self._append(turn, tokens[:n])
+                _show(turn, final=False)
 
         if self._on_step:
             audio = sum(counts) * self.logmel.hop / self.sample_rate
@@ -411,6 +427,12 @@ class Engine(engine_loop.EngineLoop):
         else:
             turn.word_tokens += tokens
         turn.text = _join(turn.words_text, self.model.tokenizer.ids_to_text(turn.word_tokens))
+
+
+def _show(turn: Turn, final: bool) -> None:
+    shown, language = split_language(turn.text, final)
+    turn.shown = shown
+    turn.detected_language = language or turn.detected_language
 
 
 class _Staging:

@@ -174,8 +174,23 @@ def latency_modes(model) -> dict[int, LatencyMode]:
     return dict(sorted(modes.items()))
 
 
-def model_languages(model) -> list[str] | None:
-    """The locales a prompt-conditioned (multilingual) model accepts; None if monolingual."""
+def default_latency_ms(model) -> int:
+    """The checkpoint's own mode: NeMo's ConformerEncoder starts at the first att_context_size of
+    its config (att_context_size_all[0]); the engine moves the current one at every step, the
+    list never."""
+    encoder = model.encoder
+    default = tuple(int(x) for x in encoder.att_context_size_all[0])
+    for ms, mode in latency_modes(model).items():
+        if mode.att_context == default:
+            return ms
+    raise ValueError(f"the model's default att_context_size {list(default)} is no latency mode")
+
+
+def prompt_table(model) -> dict[str, int] | None:
+    """Locale -> prompt index of a prompt-conditioned (multilingual) model; None if monolingual.
+    YAML 1.1 reads an unquoted Norwegian `no` key as False (so do NeMo's loaders), and it is
+    `no` again here."""
     if not hasattr(model, "set_inference_prompt"):
         return None
-    return list(model.cfg.model_defaults.get("prompt_dictionary", {}).keys())
+    table = model.cfg.model_defaults.get("prompt_dictionary") or {}
+    return {("no" if key is False else str(key)): int(index) for key, index in table.items()}

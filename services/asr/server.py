@@ -34,7 +34,7 @@ OUTBOX_LIMIT = 256
 @dataclass
 class Settings(ServiceSettings):
     max_sessions: int = 64
-    default_latency_ms: int = proto.DEFAULT_LATENCY_MS
+    default_latency_ms: int | None = None  # None: the checkpoint's own default mode
     cuda_graphs: str = "auto"  # in the RNNT decoder: auto (checked at start-up), on or off
     # Audio a session may have waiting to be transcribed; past it, audio is dropped with a
     # `backlog` error. Generous: a client may send a minute ahead; only memory and latency bound it.
@@ -47,6 +47,7 @@ class AsrService(ModelService[Settings, AsrMetrics]):
     def __init__(self, settings: Settings, model=None):
         super().__init__(settings, AsrMetrics(), model)
         self.engine: Engine | None = None  # once loaded
+        self.default_mode: LatencyMode | None = None  # of sessions that name none
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -63,11 +64,14 @@ class AsrService(ModelService[Settings, AsrMetrics]):
                 on_finalize=self.metrics.finalize_seconds.observe,
             )
             self.metrics.lag_seconds.set_function(lambda: engine.lag_seconds)
-            if self.settings.default_latency_ms not in engine.modes:
+            default_ms = self.settings.default_latency_ms or engine.default_latency_ms
+            if default_ms not in engine.modes:
                 raise ValueError(
-                    f"default latency {self.settings.default_latency_ms} ms is not one of the"
-                    f" model's modes {list(engine.modes)}"
+                    f"default latency {default_ms} ms (ASR_DEFAULT_LATENCY_MS) is not one of this"
+                    f" model's modes: {', '.join(map(str, engine.modes))} ms; leave it empty for"
+                    f" the model's own default ({engine.default_latency_ms} ms)"
                 )
+            self.default_mode = engine.modes[default_ms]
             engine.start()
             await self._choose_cuda_graphs(engine)
             await self._warm_up(engine)
@@ -77,7 +81,10 @@ class AsrService(ModelService[Settings, AsrMetrics]):
         self.engine = engine
         self.health.ready()
         engine.on_down = self.health.degraded
-        logger.info(f"ASR ready: {self.settings.model}, modes {list(engine.modes)} ms")
+        logger.info(
+            f"ASR ready: {self.settings.model}, modes {list(engine.modes)} ms, sessions get"
+            f" {self.default_mode.latency_ms} ms unless they choose"
+        )
 
     async def close(self) -> None:
         if self.engine:
@@ -97,7 +104,7 @@ class AsrService(ModelService[Settings, AsrMetrics]):
         noise = np.random.default_rng(0).normal(0, 0.01, int(WARMUP_SECONDS * 16000))
         language = default_language(engine)
         return [
-            await _transcribe(engine, mode, language, noise.astype(np.float32))
+            (await _transcribe(engine, mode, language, noise.astype(np.float32)))[0]
             for mode in engine.modes.values()
         ]
 
@@ -109,6 +116,7 @@ class AsrService(ModelService[Settings, AsrMetrics]):
             model=self.settings.model,
             sessions=self.sessions,
             latency_modes=list(engine.modes) if engine else None,
+            default_latency_ms=self.default_mode.latency_ms if self.default_mode else None,
             languages=engine.languages if engine else None,
         )
 
@@ -122,16 +130,14 @@ class AsrService(ModelService[Settings, AsrMetrics]):
 
     def resolve(self, config: proto.Config, base: tuple[LatencyMode, str | None] | None = None):
         """The (mode, language) a config asks for, on top of `base` (the session's current)."""
-        assert self.engine
-        mode, language = base or (
-            self.engine.modes[self.settings.default_latency_ms],
-            default_language(self.engine),
-        )
+        assert self.engine and self.default_mode
+        mode, language = base or (self.default_mode, default_language(self.engine))
         if config.latency_ms is not None:
             if config.latency_ms not in self.engine.modes:
                 raise proto.ProtocolError(
                     proto.ErrorCode.BAD_CONFIG,
-                    f"latency_ms must be one of {list(self.engine.modes)}, got {config.latency_ms}",
+                    f"this model has no {config.latency_ms} ms mode; latency_ms must be one of"
+                    f" {list(self.engine.modes)} (or left out: {self.default_mode.latency_ms})",
                 )
             mode = self.engine.modes[config.latency_ms]
         if config.language is not None:
@@ -177,7 +183,7 @@ class AsrService(ModelService[Settings, AsrMetrics]):
         mode = list(self.engine.modes.values())[-1]
         self.sessions += 1  # not in the metrics' gauge, which counts streaming sessions
         try:
-            text = await _transcribe(self.engine, mode, language, samples)
+            text, detected = await _transcribe(self.engine, mode, language, samples)
         except RuntimeError as e:
             return error_json(str(e), 500, "server_error")
         finally:
@@ -186,7 +192,9 @@ class AsrService(ModelService[Settings, AsrMetrics]):
             return web.Response(text=text)
         if response_format == "verbose_json":
             duration = len(samples) / proto.SAMPLE_RATE
-            return web.json_response({"text": text, "language": language, "duration": duration})
+            return web.json_response(
+                {"text": text, "language": detected or language, "duration": duration}
+            )
         return web.json_response({"text": text})
 
 
@@ -226,12 +234,14 @@ class WebSocketSession:
         )
 
     def _on_text(self, turn: Turn, text: str, final: bool) -> None:
+        language = turn.detected_language
         if final:
             self.turns.remove(turn)
-            self.outbox.put(proto.Transcript(text, is_final=True, finalize=True))
-            logger.debug(f"{self.id}: final {text!r}")
+            self.outbox.put(proto.Transcript(text, True, finalize=True, language=language))
+            logger.debug(f"{self.id}: final {text!r} ({language})")
         else:
-            self.outbox.put(proto.Transcript(text, is_final=False), tag=turn.id, replace=True)
+            message = proto.Transcript(text, is_final=False, language=language)
+            self.outbox.put(message, tag=turn.id, replace=True)
 
     def _on_overflow(self) -> None:
         logger.warning(f"{self.id}: the client does not read its messages; disconnecting it")
@@ -312,7 +322,12 @@ class WebSocketSession:
                 self.engine.finish(self.turn)
                 self._new_turn()
             else:
-                self.outbox.put(proto.Transcript(self.turn.text, is_final=True, finalize=False))
+                turn = self.turn
+                self.outbox.put(
+                    proto.Transcript(
+                        turn.shown, True, finalize=False, language=turn.detected_language
+                    )
+                )
         except proto.ProtocolError as e:
             self.outbox.put(proto.Error(e.code, e.message))
 
@@ -327,13 +342,16 @@ class WebSocketSession:
         self.outbox.put(proto.Configured(self.mode.latency_ms, self.language))
 
 
-async def _transcribe(engine: Engine, mode: LatencyMode, language: str | None, samples) -> str:
-    """A whole recording as one turn through the engine, interleaved fairly with live turns."""
-    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+async def _transcribe(
+    engine: Engine, mode: LatencyMode, language: str | None, samples
+) -> tuple[str, str | None]:
+    """A whole recording as one turn through the engine, interleaved fairly with live turns:
+    its text and the language the model tagged it with (None: no tag)."""
+    done: asyncio.Future[tuple[str, str | None]] = asyncio.get_running_loop().create_future()
 
-    def on_text(_: Turn, text: str, final: bool) -> None:
+    def on_text(turn: Turn, text: str, final: bool) -> None:
         if final and not done.done():
-            done.set_result(text)
+            done.set_result((text, turn.detected_language))
 
     def on_error(_: Turn, message: str) -> None:
         if not done.done():

@@ -108,7 +108,7 @@ async def test_a_bf16_model_streams_on_the_cpu(tiny_asr_path, speech):
     engine.start()
     try:
         texts = [
-            await _transcribe(engine, engine.modes[ms], None, speech[name] / 32768.0)
+            (await _transcribe(engine, engine.modes[ms], None, speech[name] / 32768.0))[0]
             for ms, name in [(160, "hello"), (560, "fox")]
         ]
     finally:

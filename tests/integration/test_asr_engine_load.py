@@ -132,7 +132,8 @@ async def test_a_session_far_ahead_of_real_time_gets_one_backlog_error_and_goes_
     private_asr_model, offline_refs, speech
 ):
     service = AsrService(
-        Settings(model="tiny-asr", device="cpu", max_backlog_seconds=1.0), private_asr_model
+        Settings(model="tiny-asr", device="cpu", max_backlog_seconds=1.0, default_latency_ms=160),
+        private_asr_model,
     )
     await service.load()
     server = TestServer(service.app(), host="127.0.0.1")

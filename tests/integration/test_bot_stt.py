@@ -27,6 +27,7 @@ from bots.config import BotConfig
 from bots.stt import NemotronSTTService
 from bots.turns import user_turn_params
 from services.asr.server import AsrService, Settings
+from tests.servers import served
 
 CHUNK = 320  # 20 ms at 16 kHz, as the transport delivers it
 
@@ -147,3 +148,44 @@ async def test_recovers_after_the_asr_service_restarts(private_asr_model, offlin
     finals = [f.text for f in down if isinstance(f, TranscriptionFrame)]
     assert finals == [offline_refs["hello", 160][1]] * 2
     assert reconnected_after and reconnected_after[0] <= 5.0, reconnected_after
+
+
+async def stt_session_modes(service, base: str, **stt_args) -> list[int]:
+    """The latency modes the service's engine stepped for one turn the bot's STT sent."""
+    modes = []
+    on_step = service.engine._on_step
+    service.engine._on_step = lambda s: (modes.append(s.latency_ms), on_step(s))
+    stt = NemotronSTTService(url=f"{base.replace('http', 'ws')}/", **stt_args)
+    frames = [VADUserStartedSpeakingFrame(), *audio_frames(silence(1.0))]
+    frames += [VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(sleep=1.0)]
+    try:
+        await run_test(stt, frames_to_send=frames)
+    finally:
+        service.engine._on_step = on_step
+    return modes
+
+
+async def test_the_bot_asks_the_multilingual_service_only_for_modes_it_serves(
+    tiny_asr_prompt_path,
+):
+    """The 3.5 release's modes (80/320/560/1120 ms, no 160): with ASR_LATENCY_MS empty the bot
+    gets the service's default, 320; a mode it serves when it names one; and for 160 a clear
+    error naming the served modes, and the default, rather than a refused session per call."""
+    from loguru import logger
+
+    from services.asr.model import load_model
+
+    assert BotConfig(asr_latency_ms=None).asr_latency_ms is None
+    model = load_model(str(tiny_asr_prompt_path), "cpu")
+    service = AsrService(Settings(model="tiny-prompt", device="cpu"), model)
+    errors = []
+    sink = logger.add(lambda m: errors.append(m.record["message"]), level="ERROR")
+    try:
+        async with served(service) as base:
+            assert set(await stt_session_modes(service, base)) == {320}
+            assert set(await stt_session_modes(service, base, latency_ms=560)) == {560}
+            assert not errors
+            assert set(await stt_session_modes(service, base, latency_ms=160)) == {320}
+    finally:
+        logger.remove(sink)
+    assert any("ASR_LATENCY_MS=160" in e and "80, 320, 560, 1120 ms" in e for e in errors), errors

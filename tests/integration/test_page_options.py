@@ -1,9 +1,9 @@
 """The page's selectors offer what the services say: the TTS service's voices, preselecting the
-voice it speaks by default (TTS_DEFAULT_VOICE) unless the bot names one (TTS_VOICE)."""
+voice it speaks by default (TTS_DEFAULT_VOICE) unless the bot names one (TTS_VOICE), and the ASR
+service's latency modes, preselecting its default unless the bot names one it serves."""
 
-from bots import page
 from bots.config import BotConfig
-from bots.page import FALLBACK_LATENCY_MODES, page_options
+from bots.page import page_options
 from protocol import tts as proto
 from services.tts.server import Settings, TtsService
 from tests.process_helpers import free_port
@@ -24,12 +24,20 @@ async def test_the_tts_services_default_voice_is_preselected(private_tts_model):
     assert options["voices"] == ["speaker_0", "speaker_1"]
     assert options["voice"] == "speaker_1", "the page overrode the service's default voice"
     assert chosen["voice"] == "speaker_0"
-    assert options["latency_modes"] == FALLBACK_LATENCY_MODES  # the ASR is not there
+    # The ASR is not there: no modes of our own guessing, the service's default when it is.
+    assert (options["latency_modes"], options["latency_ms"]) == ([], None)
 
 
-async def test_the_asr_services_latency_modes_are_offered(asr_server, monkeypatch):
-    monkeypatch.setattr(page, "FALLBACK_LATENCY_MODES", [1])  # tells a fallback from the answer
+async def test_the_asr_services_latency_modes_are_offered(asr_server):
     _, asr_url = asr_server
     unreachable_tts = f"ws://127.0.0.1:{free_port()}{proto.PATH}"
-    options = await page_options(BotConfig(asr_url=asr_url, tts_url=unreachable_tts))
-    assert options["latency_modes"] == [80, 160, 560, 1120]
+
+    async def options(latency_ms):
+        config = BotConfig(asr_url=asr_url, tts_url=unreachable_tts, asr_latency_ms=latency_ms)
+        return await page_options(config)
+
+    served = await options(None)
+    assert served["latency_modes"] == [80, 160, 560, 1120]
+    assert served["latency_ms"] == 160  # the service's default (the test server's setting)
+    assert (await options(560))["latency_ms"] == 560
+    assert (await options(320))["latency_ms"] == 160  # not served: the service's default

@@ -52,9 +52,34 @@ async def test_ready_describes_the_session(asr_server):
         ready = json.loads(await ws.recv())
     assert ready["type"] == "ready"
     assert ready["sample_rate"] == 16000
-    assert ready["latency_ms"] == proto.DEFAULT_LATENCY_MS
+    assert ready["latency_ms"] == 160  # the server's setting
     assert ready["latency_modes"] == [80, 160, 560, 1120]
     assert ready["session_id"]
+
+
+async def test_with_no_default_set_sessions_get_the_checkpoints_own(make_server):
+    """NeMo's default is the first att_context_size: [70, 13] in the tiny model, as in the
+    English release."""
+    _, url, http = await make_server()
+    async with websockets.connect(url) as ws:
+        ready = proto.parse_server_message(await ws.recv())
+    async with aiohttp.ClientSession() as client, client.get(f"{http}/health") as resp:
+        health = proto.Health.from_json(await resp.read())
+    assert ready.latency_ms == health.default_latency_ms == 1120
+    assert health.latency_modes == [80, 160, 560, 1120]
+
+
+async def test_a_default_the_model_lacks_is_refused_at_start_with_the_served_list(make_server):
+    with pytest.raises(ValueError, match=r"240 ms .* 80, 160, 560, 1120 ms"):
+        await make_server(default_latency_ms=240)
+
+
+async def test_a_mode_the_model_lacks_is_refused_with_the_served_list(asr_server):
+    _, url = asr_server
+    async with websockets.connect(f"{url}?latency_ms=320") as ws:
+        msg = proto.parse_server_message(await ws.recv())
+    assert msg.code == proto.ErrorCode.BAD_CONFIG
+    assert "no 320 ms mode" in msg.message and "[80, 160, 560, 1120]" in msg.message
 
 
 async def test_config_message_changes_the_mode(asr_server, offline_refs, speech):

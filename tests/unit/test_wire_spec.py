@@ -54,6 +54,16 @@ ASR_SERVER = [
         asr.Transcript("hi", is_final=True, finalize=False),
         {"type": "transcript", "text": "hi", "is_final": True, "finalize": False},
     ),
+    (  # the multilingual model's language tag, reported beside the text (additive)
+        asr.Transcript("hola.", is_final=True, finalize=True, language="es-ES"),
+        {
+            "type": "transcript",
+            "text": "hola.",
+            "is_final": True,
+            "finalize": True,
+            "language": "es-ES",
+        },
+    ),
     (
         asr.Error(asr.ErrorCode.BAD_AUDIO, "odd"),
         {"type": "error", "code": "bad_audio", "message": "odd"},
@@ -69,22 +79,38 @@ ASR_HTTP = [
         {"status": "failed", "model": "m", "sessions": 0, "error": "no such file"},
     ),
     (  # an English-only model: `languages` is there, and null
-        asr.Health("ready", model="m", sessions=2, latency_modes=[80, 160], languages=None),
+        asr.Health(
+            "ready",
+            model="m",
+            sessions=2,
+            latency_modes=[80, 160],
+            default_latency_ms=160,
+            languages=None,
+        ),
         {
             "status": "ready",
             "model": "m",
             "sessions": 2,
             "latency_modes": [80, 160],
+            "default_latency_ms": 160,
             "languages": None,
         },
     ),
     (
-        asr.Health("ready", model="m", sessions=0, latency_modes=[160], languages=["de-DE"]),
+        asr.Health(
+            "ready",
+            model="m",
+            sessions=0,
+            latency_modes=[320],
+            default_latency_ms=320,
+            languages=["de-DE"],
+        ),
         {
             "status": "ready",
             "model": "m",
             "sessions": 0,
-            "latency_modes": [160],
+            "latency_modes": [320],
+            "default_latency_ms": 320,
             "languages": ["de-DE"],
         },
     ),
