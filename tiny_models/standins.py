@@ -184,7 +184,8 @@ def cached(layout: str, cache: Path = CACHE) -> Path:
     if path.is_file():
         return path
     for old in cache.glob(f"asr-{layout}-*.nemo"):
-        old.unlink(missing_ok=True)
+        if old.stem.rpartition("-")[0] == f"asr-{layout}":  # not `full-3.5` for `full`
+            old.unlink(missing_ok=True)
     return build(layout, path)
 
 

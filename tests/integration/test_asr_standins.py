@@ -1,13 +1,13 @@
 """Full-size stand-ins of the published checkpoints (tiny_models/standins.py: their layout, random
 weights), restored from .nemo the way the service restores a hub download, streamed through the
-ASR server in one latency mode each. Built on first use into .cache/standins/ (2.4 GB each)."""
+ASR server in one latency mode each. Built on first use into .cache/standins/ (2.5 GB each)."""
 
 import gc
 import time
 
 import pytest
 
-from services.asr.model import latency_modes
+from services.asr.model import default_latency_ms, latency_modes, prompt_table
 from services.asr.server import AsrService, Settings
 from tests.asr_helpers import offline, transcribe_ws
 from tests.servers import served
@@ -21,19 +21,30 @@ def check_layout(model, layout: str) -> None:
     assert (cfg.encoder.subsampling, encoder.subsampling_factor) == ("dw_striding", 8)
     assert cfg.encoder.causal_downsampling and cfg.encoder.conv_context_size == "causal"
     assert cfg.encoder.conv_kernel_size == 9
+    assert not cfg.encoder.xscaling and encoder.xscale is None
+    assert cfg.decoding.greedy.max_symbols == 10
     assert (cfg.decoder.prednet.pred_hidden, cfg.decoder.prednet.pred_rnn_layers) == (640, 2)
     assert cfg.joint.jointnet.joint_hidden == 640
-    assert model.tokenizer.vocab_size == 1024
+    pieces = 1024 if layout == "full" else 13087
+    assert model.tokenizer.vocab_size == pieces
+    # The joint's output layer and the prediction net's embedding: every piece and the blank.
+    assert model.joint.joint_net[-1].out_features == pieces + 1
+    assert model.decoder.prediction.embed.num_embeddings == pieces + 1
     modes = {ms: m.att_context for ms, m in latency_modes(model).items()}
-    # NeMo's default is the first entry (the engine moves the current one at every step).
-    default = list(encoder.att_context_size_all[0])
     if layout == "full":
         assert modes == {80: (70, 0), 160: (70, 1), 560: (70, 6), 1120: (70, 13)}
-        assert default == [70, 13]
+        assert default_latency_ms(model) == 1120
     else:
-        assert modes == {80: (56, 0), 160: (56, 1), 320: (56, 3), 560: (56, 6), 1120: (56, 13)}
-        assert default == [56, 3]
+        assert modes == {80: (56, 0), 320: (56, 3), 560: (56, 6), 1120: (56, 13)}
+        assert default_latency_ms(model) == 320
         assert model.num_prompts == 128
+        table = prompt_table(model)
+        assert table == standins.PROMPT_DICTIONARY and len(table) == 121
+        assert "no" in cfg.model_defaults.prompt_dictionary  # a string, not YAML's False
+        released = {"auto": 101, "en-US": 0, "en-GB": 1, "es-ES": 2, "es-US": 3, "fr-FR": 8}
+        released |= {"de-DE": 9, "pt-BR": 12, "it-IT": 15, "en": 0, "enGB": 1, "zh-ZH": 4}
+        assert {k: table[k] for k in released} == released
+        assert model.tokenizer.tokens_to_ids(["<en-US>"]) != [model.tokenizer.unk_id]
 
 
 @pytest.mark.parametrize(
