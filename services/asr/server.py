@@ -55,7 +55,7 @@ class AsrService(ModelService[Settings, AsrMetrics]):
         """Loads (unless given) and warms the model; /health turns ready at the end."""
         try:
             model = self._model or await asyncio.to_thread(
-                load_model, self.settings.model, self.settings.device
+                load_model, await self.checkpoint(), self.settings.device
             )
             engine = Engine(
                 model,
@@ -114,6 +114,7 @@ class AsrService(ModelService[Settings, AsrMetrics]):
             status=status,
             error=error,
             model=self.settings.model,
+            revision=self.revision,
             sessions=self.sessions,
             latency_modes=list(engine.modes) if engine else None,
             default_latency_ms=self.default_mode.latency_ms if self.default_mode else None,

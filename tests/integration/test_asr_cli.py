@@ -1,5 +1,6 @@
 """`python -m services.asr` as a user runs it: a real process, a real port, a clean exit."""
 
+import hashlib
 import os
 import signal
 import socket
@@ -56,6 +57,8 @@ async def test_serves_a_tiny_model_and_stops_on_sigterm(tiny_asr_path, offline_r
     try:
         health = wait_healthy(port, proc, proto.Health, timeout=180)
         assert health.latency_modes == [80, 160, 560, 1120]
+        digest = hashlib.sha256(tiny_asr_path.read_bytes()).hexdigest()
+        assert health.revision == f"sha256:{digest}"
         turn = await transcribe_ws(f"ws://127.0.0.1:{port}/?latency_ms=560", speech["fox"])
         assert turn.final.text == offline_refs["fox", 560][1]
         proc.send_signal(signal.SIGTERM)
@@ -71,10 +74,13 @@ async def test_serves_a_tiny_model_and_stops_on_sigterm(tiny_asr_path, offline_r
 
 def test_loads_the_model_by_its_hub_name_from_the_cache_with_no_network(tiny_asr_path, tmp_path):
     """What `start` does after fetching the models: the service asks for the real name, with
-    HF_HUB_OFFLINE=1 and no way out (a proxy on a closed port), and the cache answers."""
-    hub_cache.put(
-        tmp_path / "hf" / "hub", ASR_MODEL, f"{ASR_MODEL.rpartition('/')[2]}.nemo", tiny_asr_path
-    )
+    HF_HUB_OFFLINE=1 and no way out (a proxy on a closed port), and the cache answers; /health
+    names the commit that runs, here the pinned one rather than main's."""
+    pinned = "1" * 40
+    hub = tmp_path / "hf" / "hub"
+    filename = f"{ASR_MODEL.rpartition('/')[2]}.nemo"
+    hub_cache.put(hub, ASR_MODEL, filename, b"not a model: main is not what runs")
+    hub_cache.put(hub, ASR_MODEL, filename, tiny_asr_path, commit=pinned, ref="v1")
     closed = f"http://127.0.0.1:{free_port()}"
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     env |= {"HTTPS_PROXY": closed, "HTTP_PROXY": closed, "https_proxy": closed}
@@ -84,11 +90,11 @@ def test_loads_the_model_by_its_hub_name_from_the_cache_with_no_network(tiny_asr
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, **env, "ASR_MODEL": ""},
+        env={**os.environ, **env, "ASR_MODEL": "", "ASR_MODEL_REVISION": "v1"},
     )
     try:
         health = wait_healthy(port, proc, proto.Health, timeout=180)
-        assert health.model == ASR_MODEL
+        assert (health.model, health.revision) == (ASR_MODEL, pinned)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
@@ -118,7 +124,7 @@ def test_the_3_5_release_starts_by_its_hub_name_with_no_setting(tiny_asr_prompt_
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
-    assert health.model == name
+    assert (health.model, health.revision) == (name, hub_cache.COMMIT)
     assert (health.latency_modes, health.default_latency_ms) == ([80, 320, 560, 1120], 320)
     refused = subprocess.run(
         [*argv, "--port", str(free_port())],
