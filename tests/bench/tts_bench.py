@@ -1,8 +1,9 @@
 """TTS batching benchmark: ratios measured side by side in one run (run by hand, not a timed test).
 
     .venv/bin/python tests/bench/tts_bench.py [--model PATH_OR_NAME [--codec PATH] | --full-size]
-        [--device cpu|cuda] [--frames N] [--threads N] [--quick] [--only decoder|engine]
-        [--turns N] [--steps N] [--repeats N] [--out DIR]
+        [--layout tiny|tiny-current|current|full-2025] [--device cpu|cuda] [--frames N]
+        [--threads N] [--quick] [--only decoder|engine] [--turns N] [--steps N] [--repeats N]
+        [--out DIR]
 
 1. decoder step: the median time of one steady-state `BatchDecoder.step` of B = 1, 4, 8 and 16
    utterances (different texts, voices and seeds, every one past its prefill), as a ratio to
@@ -20,8 +21,11 @@
 Writes tts_bench.json, report.md and tts_bench.png to --out; --quick: fewer turns, steps and
 repeats, a smoke run.
 
-Without --model it builds the tiny random-weight test model (tiny_models/tts.py), or with
---full-size a random-weight model of the released checkpoint's published size. A random model
+Without --model it builds a random-weight model of a `--layout` (tiny_models/tts.py): the tiny
+test model (`tiny`, the default) or the tiny model of the current checkpoint's structure
+(`tiny-current`); with --full-size, the checkpoint's size: as on the hub today (`current`, the
+default: frame stacking 2, a 2-layer local transformer at 768, 217 context frames) or as its earlier
+cards describe it (`full-2025`). One decoder step makes frame_stacking codec frames. A random model
 never ends an utterance itself: every utterance runs to --frames codec frames (the model's
 max_decoder_steps). The tiny model's figures show the engine's own overhead and how it scales
 with the batch on this machine, not the real model's speed; --full-size is for a GPU.
@@ -61,7 +65,10 @@ from tests.bench.report import (  # noqa: E402
     pct,
     print_goals,
 )
+from tiny_models.tts import CURRENT, FULL_2025, TINY, TINY_CURRENT  # noqa: E402
 
+LAYOUTS = {"tiny": TINY, "tiny-current": TINY_CURRENT, "current": CURRENT, "full-2025": FULL_2025}
+FULL_SIZE = ("current", "full-2025")
 BATCHES = (1, 4, 8, 16)
 SESSIONS = (1, 4, 8, 16)
 MIN_SESSIONS = 4  # a turn at fewer sessions runs again until it has had this many
@@ -90,7 +97,7 @@ TEXTS = (
 NOTE = {
     "tiny": "Tiny random-weight model: these figures show the engine's own overhead and how it"
     " scales with the batch on this machine, not the real model's speed.",
-    "full-size": "Random weights at the released checkpoint's size: step and codec costs like the"
+    "full-size": "Random weights at a released checkpoint's size: step and codec costs like the"
     " real model's, but every utterance runs to the frame cap (a trained model stops at its own"
     " end of speech).",
 }
@@ -307,6 +314,8 @@ def describe(model) -> dict:
         "heads": first.self_attention.n_heads,
         "d_ffn": first.pos_ff.proj.conv.out_channels,
         "local_transformer_dim": lt,
+        "local_transformer_layers": len(local.layers) if local is not None else 0,
+        "frame_stacking": model.frame_stacking_factor,
         "codebooks": model.num_audio_codebooks,
         "codebook_size": model.codebook_size,
         "context_frames": int(model.baked_context_embedding_len.max()),
@@ -325,8 +334,10 @@ def describe(model) -> dict:
 def _layout(x: dict) -> str:
     return (
         f"text encoder {x['text_encoder_layers']} layers, decoder {x['decoder_layers']} layers at"
-        f" d_model {x['d_model']} ({x['heads']} heads, FFN {x['d_ffn']}), local transformer d"
-        f" {x['local_transformer_dim']}, {x['codebooks']} codebooks x {x['codebook_size']} codes,"
+        f" d_model {x['d_model']} ({x['heads']} heads, FFN {x['d_ffn']}), local transformer"
+        f" {x.get('local_transformer_layers', '?')} layers at d {x['local_transformer_dim']},"
+        f" frame stacking {x.get('frame_stacking', 1)} (codec frames per decoder step),"
+        f" {x['codebooks']} codebooks x {x['codebook_size']} codes,"
         f" {x['context_frames']} baked context frames, {x['voices']} voices;"
         f" {x['parameters_m']} M parameters without the codec; codec {x['codec_parameters_m']} M"
         f" parameters, its decoder {x['codec_decoder_channels']} base channels"
@@ -372,8 +383,8 @@ def markdown(r: dict, image: str = "tts_bench.png") -> str:
     gpu = f", {m['gpu']}" if "gpu" in m else ""
     kind = {
         "tiny": " (the tiny random-weight test model, tiny_models/tts.py)",
-        "full-size": " (random weights at the released checkpoint's size, tiny_models/tts.py"
-        " `FULL`)",
+        "full-size": " (random weights at a released checkpoint's size, tiny_models/tts.py"
+        f" `{LAYOUTS[r['layout_name']].name.upper()}`)",
     }.get(r["random_model"], "")
     cap = f", every utterance capped at {r['frames']} codec frames" if r["random_model"] else ""
     out = [
@@ -560,6 +571,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="a random-weight model of the released checkpoint's size (about 1 GB; for a GPU)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=list(LAYOUTS),
+        help="the random-weight model's layout (default: current with --full-size, else tiny)",
+    )
     parser.add_argument("--only", choices=["decoder", "engine"], help="run one part only")
     parser.add_argument("--turns", type=int, help="decoder turns per batch size (20; 2 quick)")
     parser.add_argument("--steps", type=int, help="timed steps per turn (40; 6 quick)")
@@ -570,6 +586,11 @@ def parse_args() -> argparse.Namespace:
         parser.error("--full-size builds its own model: leave out --model")
     if args.codec and not args.model:
         parser.error("--codec needs --model")
+    if args.layout and args.model:
+        parser.error("--layout is for a random-weight model: leave out --model")
+    args.layout = args.layout or ("current" if args.full_size else "tiny")
+    if args.full_size != (args.layout in FULL_SIZE):
+        parser.error(f"--layout {args.layout} is {'not ' if args.full_size else ''}full-size")
     args.turns = args.turns or (2 if args.quick else 20)
     args.steps = args.steps or (6 if args.quick else 40)
     args.repeats = args.repeats or (1 if args.quick else 20)
@@ -608,19 +629,21 @@ async def run(args, random_model: str | None, work: Path | None, report: dict) -
         from tiny_models.tts import build
 
         print(f"building the {random_model} random-weight model ...", flush=True)
-        args.model, args.codec = map(str, build(work, full_size=args.full_size))
+        args.model, args.codec = map(str, build(work, layout=LAYOUTS[args.layout]))
     print(f"loading {args.model} on {args.device} ...", flush=True)
     model = load_model(args.model, args.device, args.codec)
     if random_model:
         positions = model.decoder.position_embeddings.num_embeddings
         context = int(model.baked_context_embedding_len.max())
-        if not 8 <= args.frames <= positions - context - 2:
-            raise SystemExit(f"--frames must be 8 .. {positions - context - 2} for this model")
+        most = (positions - context - 2) * model.frame_stacking_factor
+        if not 8 * model.frame_stacking_factor <= args.frames <= most:
+            raise SystemExit(f"--frames must be 8 steps .. {most} frames for this model")
         model.inference_parameters.max_decoder_steps = args.frames
     report |= {
         "model": args.model if not random_model else f"{random_model} random-weight Magpie",
         "codec": None if random_model else args.codec,
         "random_model": random_model,
+        "layout_name": args.layout if random_model else None,
         "frames": args.frames if random_model else None,
         "device": args.device,
         "machine": machine(args.device),
@@ -631,7 +654,7 @@ async def run(args, random_model: str | None, work: Path | None, report: dict) -
     if "decoder" in parts:
         steps = args.steps
         if random_model:  # the turn's steps must end before the frame cap ends the utterances
-            steps = min(steps, args.frames - 4)
+            steps = min(steps, args.frames // model.frame_stacking_factor - 4)
         print(
             f"1/2 decoder step at batch {', '.join(map(str, BATCHES))}: {args.turns} turns of"
             f" {steps} timed steps ...",
