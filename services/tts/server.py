@@ -51,8 +51,9 @@ class TtsService(ModelService[Settings, TtsMetrics]):
         """Loads (unless given) and warms the model; /health turns ready at the end."""
         s = self.settings
         try:
-            model = self._model or await asyncio.to_thread(load_model, s.model, s.device, s.codec)
-            voices = voice_names(model, s.model)
+            path = s.model if self._model else await self.checkpoint()
+            model = self._model or await asyncio.to_thread(load_model, path, s.device, s.codec)
+            voices = voice_names(model, path)
             languages = model_languages(model)
             missing = unavailable_languages(languages)
             for language, reason in missing.items():
@@ -107,7 +108,11 @@ class TtsService(ModelService[Settings, TtsMetrics]):
 
     def _health(self, status: str, error: str | None) -> proto.Health:
         body = proto.Health(
-            status=status, error=error, model=self.settings.model, sessions=self.sessions
+            status=status,
+            error=error,
+            model=self.settings.model,
+            revision=self.revision,
+            sessions=self.sessions,
         )
         if self.speech is None:
             return body

@@ -1,6 +1,7 @@
 """`python -m services.tts` as a user runs it: a real process, a real port, a clean exit."""
 
 import asyncio
+import hashlib
 import os
 import signal
 import socket
@@ -68,6 +69,8 @@ async def test_serves_the_tiny_model_and_stops_on_sigterm(tiny_tts_paths, tts_se
     try:
         health = wait_healthy(port, proc, proto.Health, timeout=300)
         assert health.status == "ready" and health.sample_rate == 22050
+        digest = hashlib.sha256(magpie.read_bytes()).hexdigest()
+        assert health.revision == f"sha256:{digest}"
         spoken = await speak(f"ws://127.0.0.1:{port}/ws/tts/stream", TEXT, seed=3)
         reference = await speak(reference_url, TEXT, seed=3)
         assert np.array_equal(spoken.audio, reference.audio)

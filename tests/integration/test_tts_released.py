@@ -76,6 +76,23 @@ def test_the_hub_name_loads_offline_with_the_checkpoints_own_voice_names(offline
     assert model.tokenizer.tokenizers["french_chartokenizer"].encode("é") == [198, 172, 1]
 
 
+async def test_the_service_runs_the_cached_commit_and_says_which(offline_cache):
+    """The service by the hub name alone: it finds the checkpoint in the cache at main, names the
+    voices by its table, and its /health reports the commit that runs."""
+    from services.tts.server import Settings, TtsService
+
+    settings = Settings(model=TTS_MODEL, device="cpu", default_voice="", text_normalizer="off")
+    service = TtsService(settings)
+    await service.load()
+    try:
+        health = service._health("ready", None)
+        assert (health.model, health.revision) == (TTS_MODEL, "0" * 40)
+        assert health.voices == TABLE_ORDER
+    finally:
+        await service.close()
+    assert offline_cache == []
+
+
 def test_nemos_own_restore_would_ask_the_hub(offline_cache):
     """The stand-in carries the hub fetches this service avoids: NeMo's plain restore asks for
     WavLM (the codec's discriminator), and without that, for ByT5's tokenizer."""
