@@ -7,10 +7,10 @@ the loop picks a batch and runs one batched decoder step of it on the model thre
 step made due go to the codec thread, which decodes in one call everything queued of one kind:
 newcomers' first chunks before anything else, then the other chunks, oldest round first. Audio is
 delivered as it is decoded, each job's in order. Meanwhile the next decoder step runs, except
-beside the decode of a first chunk (on a small CPU, a step beside it doubles its time); at most
-CODEC_QUEUE rounds of later chunks wait for the codec before the next step waits too, except
-while a job in the batch has yet to make its first chunk: a newcomer never waits behind the
-others' audio. Jobs join and leave between rounds.
+that a first chunk's decode has the machine to itself, and that at most CODEC_QUEUE rounds of
+later chunks wait for the codec before the next step waits too. Neither holds while a job in the
+batch has yet to make its first chunk: a newcomer never waits behind the others' audio, nor
+behind the newcomer before it. Jobs join and leave between rounds.
 
 Who runs in a round, for the listener:
 - a job that has not yet delivered audio (a new utterance; batch mode until its end) always;
@@ -238,11 +238,11 @@ class Engine(EngineLoop):
             self._first_deliveries.add(task)
             task.add_done_callback(self._first_deliveries.discard)
         self._rest = self._track(self._deliver_rest(rest, step, waits, first_done, later_done))
-        if first_done is not None:  # a newcomer's first chunk has the machine to itself
-            await asyncio.wait([first_done])
         while self._later_pending and self._later_pending[0].done():
             self._later_pending.popleft()
         if all(job.started for job in batch):
+            if first_done is not None:  # a first chunk has the machine to itself
+                await asyncio.wait([first_done])
             while len(self._later_pending) > CODEC_QUEUE:
                 await self._later_pending.popleft()
         return True
