@@ -4,13 +4,10 @@ Every utterance (a `text` segment, or a `/v1/audio/speech` request) is a Job: it
 single-chunk pieces (services/tts/decoder.py), its random stream, and an AudioChunker. Each round
 the loop picks a batch and runs one batched decoder step of it on the model thread
 (`BatchDecoder.step`: new utterances prefill, the others advance one frame each). The chunks that
-step made due go to the codec thread, which decodes in one call everything queued of one kind:
-newcomers' first chunks before anything else, then the other chunks, oldest round first. Audio is
-delivered as it is decoded, each job's in order. Meanwhile the next decoder step runs, except
-that a first chunk's decode has the machine to itself, and that at most CODEC_QUEUE rounds of
-later chunks wait for the codec before the next step waits too. Neither holds while a job in the
-batch has yet to make its first chunk: a newcomer never waits behind the others' audio, nor
-behind the newcomer before it. Jobs join and leave between rounds.
+step made due, of all its utterances, go to the codec thread as one codec call, and are delivered
+when it returns, round after round in order; meanwhile the next decoder step runs (at most
+CODEC_QUEUE rounds wait for the codec), except after a round that made a newcomer's first chunk.
+Jobs join and leave between rounds.
 
 Who runs in a round, for the listener:
 - a job that has not yet delivered audio (a new utterance; batch mode until its end) always;
@@ -87,7 +84,6 @@ class Job:
     generator: torch.Generator | None = None
     audio: AudioChunker | None = None
     steps: int = 0
-    started: bool = False  # a chunk of it has gone to the codec
     decoded: bool = False  # its last frame or its error is out; its audio may still be in flight
 
     def slack(self, now: float) -> float:
@@ -111,7 +107,6 @@ class StepStats(engine_loop.StepStats):
 @dataclass
 class _Outcome:
     segment: Segment | None = None  # frames to decode
-    first: bool = False  # the job's first chunk
     chunk: np.ndarray | None = None  # their audio
     finished: bool = False
     error: Exception | None = None
@@ -124,15 +119,6 @@ class _Round:
     audio_seconds: float
     batch_size: int
     ready: torch.cuda.Event | None  # on CUDA: the step's work is done
-
-
-@dataclass
-class _Decode:
-    """Chunks of one round waiting for the codec; `done` gets the seconds the codec spent."""
-
-    outcomes: list[_Outcome]
-    ready: torch.cuda.Event | None
-    done: asyncio.Future
 
 
 class Engine(EngineLoop):
@@ -150,8 +136,9 @@ class Engine(EngineLoop):
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         if self.device.type == "cpu":
-            # The model and codec threads run side by side: with all the cores each, they would
-            # oversubscribe them.
+            # The model and codec threads run side by side: with every core each, their ops
+            # oversubscribe the CPU (tests/bench/tts_clients.py: about 12% sooner first audio, alone
+            # and under load, with half each on 2 cores).
             cores = max(1, (os.cpu_count() or 2) // 2)
             torch.set_num_threads(min(torch.get_num_threads(), cores))
         self.context = context
@@ -161,15 +148,7 @@ class Engine(EngineLoop):
         self._decode = codec_decoder(model)
         self._codec = ThreadPoolExecutor(1, thread_name_prefix="tts-codec")
         self._codec_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
-        # Chunks waiting for the codec: newcomers' first ones, then the rest. The loop appends,
-        # the codec thread pops (deques: thread-safe).
-        self._first: deque[_Decode] = deque()
-        self._later: deque[_Decode] = deque()
-        self._later_pending: deque[asyncio.Future] = deque()  # undecoded `_later` rounds
-        self._deliveries: set[asyncio.Task] = set()
-        # The last round's delivery of all but first chunks.
-        self._rest: asyncio.Task | None = None
-        self._first_deliveries: set[asyncio.Task] = set()
+        self._deliveries: deque[asyncio.Task] = deque()  # rounds waiting for their audio
         self._on_step = on_step
         self._jobs: dict[int, Job] = {}
         self._running: tuple[list[Job], asyncio.Future] | None = None
@@ -214,7 +193,7 @@ class Engine(EngineLoop):
         jobs = [job for job in self._jobs.values() if not job.closed and not job.decoded]
         if not jobs:
             if self._deliveries:
-                await asyncio.wait(self._deliveries)
+                await self._deliveries.popleft()
                 return True
             return False
         batch = choose_batch(jobs, time.monotonic())
@@ -224,45 +203,16 @@ class Engine(EngineLoop):
             step = await future
         finally:
             self._running = None
-        pairs = list(zip(batch, step.outcomes, strict=True))
-        first = [(job, o) for job, o in pairs if o.first]
-        rest = [(job, o) for job, o in pairs if not o.first and _has_news(o)]
-        first_done = self._queue_decode(self._first, [o for _, o in first], step.ready)
-        later_done = self._queue_decode(self._later, [o for _, o in rest if o.segment], step.ready)
-        if later_done:
-            self._later_pending.append(later_done)
-        # A job's later outcomes follow its first chunk, and each round's follow the round before.
-        waits = [*self._first_deliveries, *([self._rest] if self._rest else [])]
-        if first:
-            task = self._track(self._deliver_first(first, first_done))
-            self._first_deliveries.add(task)
-            task.add_done_callback(self._first_deliveries.discard)
-        self._rest = self._track(self._deliver_rest(rest, step, waits, first_done, later_done))
-        while self._later_pending and self._later_pending[0].done():
-            self._later_pending.popleft()
-        if all(job.started for job in batch):
-            if first_done is not None:  # a first chunk has the machine to itself
-                await asyncio.wait([first_done])
-            while len(self._later_pending) > CODEC_QUEUE:
-                await self._later_pending.popleft()
+        audio = asyncio.get_running_loop().run_in_executor(self._codec, self._decode_due, step)
+        self._deliveries.append(asyncio.ensure_future(self._deliver_round(batch, step, audio)))
+        # A newcomer's first chunk has the machine to itself: no step runs beside its decode.
+        first = any(
+            outcome.segment is not None and job.first_audio_at is None
+            for job, outcome in zip(batch, step.outcomes, strict=True)
+        )
+        while len(self._deliveries) > (0 if first else CODEC_QUEUE):
+            await self._deliveries.popleft()
         return True
-
-    def _track(self, coroutine) -> asyncio.Task:
-        task = asyncio.ensure_future(coroutine)
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
-        return task
-
-    def _queue_decode(
-        self, queue: deque[_Decode], outcomes: list[_Outcome], ready: torch.cuda.Event | None
-    ) -> asyncio.Future | None:
-        """Queues the outcomes' chunks for the codec thread; a future of its seconds, or None."""
-        if not outcomes:
-            return None
-        done = asyncio.get_running_loop().create_future()
-        queue.append(_Decode(outcomes, ready, done))
-        self._codec.submit(self._decode_next, asyncio.get_running_loop())
-        return done
 
     async def stop(self) -> None:
         await super().stop()
@@ -270,24 +220,16 @@ class Engine(EngineLoop):
             delivery.cancel()
         self._codec.shutdown(wait=True, cancel_futures=True)
 
-    async def _deliver_first(self, pairs: list[tuple[Job, _Outcome]], decoded) -> None:
-        await decoded
+    async def _deliver_round(self, batch: list[Job], step: _Round, audio: asyncio.Future) -> None:
+        try:
+            codec_seconds = await audio
+        except Exception as e:  # the codec failed: the utterances with audio in it end
+            codec_seconds = 0.0
+            for outcome in step.outcomes:
+                if outcome.segment is not None:
+                    outcome.error = e
         now = time.monotonic()
-        for job, outcome in pairs:
-            self._deliver(job, outcome, now)
-
-    async def _deliver_rest(
-        self,
-        pairs: list[tuple[Job, _Outcome]],
-        step: _Round,
-        waits: list[asyncio.Task],
-        *decodes: asyncio.Future | None,
-    ) -> None:
-        codec_seconds = sum([await done for done in decodes if done is not None])
-        if waits:
-            await asyncio.wait(waits)
-        now = time.monotonic()
-        for job, outcome in pairs:
+        for job, outcome in zip(batch, step.outcomes, strict=True):
             self._deliver(job, outcome, now)
         if self._on_step:
             seconds = step.seconds + codec_seconds
@@ -360,9 +302,7 @@ class Engine(EngineLoop):
                     job.utterance = None
                     outcomes[job].finished = job.decoded = not job.pieces
         for job in stepping:
-            segment = outcomes[job].segment = job.audio.due(final=outcomes[job].finished)
-            if segment is not None and not job.started:
-                outcomes[job].first = job.started = True
+            outcomes[job].segment = job.audio.due(final=outcomes[job].finished)
         ready = None
         if self._codec_stream is not None:
             ready = torch.cuda.Event()
@@ -376,38 +316,23 @@ class Engine(EngineLoop):
         )
 
     @torch.inference_mode()
-    def _decode_next(self, loop: asyncio.AbstractEventLoop) -> None:
-        """On the codec thread: everything queued of one kind, first chunks before the rest, in
-        one codec call (on CUDA, on a stream of its own, after the steps that made them). A
-        failed call is the error of the outcomes in it."""
-        queue = self._first if self._first else self._later
-        items = []
-        while queue:
-            items.append(queue.popleft())
-        if not items:  # an earlier call took them
-            return
+    def _decode_due(self, step: _Round) -> float:
+        """On the codec thread: the audio of the round's due chunks, in one codec call (on CUDA,
+        on a stream of its own, after the step's work). Returns the seconds it took."""
         started = time.perf_counter()
-        due = [outcome for item in items for outcome in item.outcomes]
+        due = [outcome for outcome in step.outcomes if outcome.segment is not None]
         segments = [outcome.segment for outcome in due]
-        try:
-            if self._codec_stream is None:
-                audio = decode_segments(self._decode, segments)
-            else:
-                with torch.cuda.stream(self._codec_stream):
-                    for item in items:
-                        self._codec_stream.wait_event(item.ready)
-                    for segment in segments:
-                        segment.codes.record_stream(self._codec_stream)
-                    audio = decode_segments(self._decode, segments)
-        except Exception as e:  # the utterances with audio in it end
-            for outcome in due:
-                outcome.error = e
+        if self._codec_stream is None:
+            audio = decode_segments(self._decode, segments)
         else:
-            for outcome, chunk in zip(due, audio, strict=True):
-                outcome.chunk = chunk
-        seconds = (time.perf_counter() - started) / len(items)
-        for item in items:
-            loop.call_soon_threadsafe(_settle, item.done, seconds)
+            with torch.cuda.stream(self._codec_stream):
+                self._codec_stream.wait_event(step.ready)
+                for segment in segments:
+                    segment.codes.record_stream(self._codec_stream)
+                audio = decode_segments(self._decode, segments)
+        for outcome, chunk in zip(due, audio, strict=True):
+            outcome.chunk = chunk
+        return time.perf_counter() - started
 
     def _next_piece(self, job: Job) -> None:
         """Starts the job's next piece of text when it has none running."""
@@ -419,12 +344,3 @@ class Engine(EngineLoop):
         if job.utterance is None:
             tokens = job.pieces.popleft()
             job.utterance = self.decoder.open(tokens, job.request.speaker, job.generator)
-
-
-def _has_news(outcome: _Outcome) -> bool:
-    return outcome.segment is not None or outcome.finished or outcome.error is not None
-
-
-def _settle(future: asyncio.Future, seconds: float) -> None:
-    if not future.done():  # cancelled by stop
-        future.set_result(seconds)

@@ -4,9 +4,7 @@ Each language gets the best normaliser this machine has:
 - NeMo text processing (`nemo_text_processing`), a grammar per language. Building one takes about
   half a minute of CPU, so grammars are compiled to `.far` files in a cache directory and loaded
   from there afterwards (well under a second). Each language has its own thread: a grammar being
-  built for one language never holds up another's requests. The grammar itself runs in a child
-  process of its own: pynini holds the GIL for the whole of a sentence (25-50 ms on a small CPU),
-  which in this process would stall the event loop and the TTS engine's steps meanwhile.
+  built for one language never holds up another's requests.
 - Where NeMo's grammar cannot load (its pynini has no aarch64 wheel, so not on a DGX Spark), or
   has no grammar for the language, the pure-Python fallback (`fallback_normalizer`, on
   num2words).
@@ -20,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import multiprocessing
 import platform
 import re
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from loguru import logger
@@ -94,9 +91,8 @@ class TextNormalizer:
         self.status: dict[str, str] = {}
         # what /health lists as missing on this machine
         self.unavailable: dict[str, str] = {}
+        self._normalizers: dict[str, object] = {}
         self._threads: dict[str, ThreadPoolExecutor] = {}
-        self._processes: dict[str, ProcessPoolExecutor] = {}  # each grammar's, once used
-        self._loaded: set[str] = set()
         self._fallbacks: dict[str, FallbackNormalizer] = {}
         grammar_error = grammar_import_error(machine) if choice in ("auto", "nemo") else None
         if grammar_error:
@@ -179,8 +175,6 @@ class TextNormalizer:
     def close(self) -> None:
         for thread in self._threads.values():
             thread.shutdown(wait=False, cancel_futures=True)
-        for process in self._processes.values():
-            process.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, language: str, fn, *args):
         """`fn(*args)` on the language's thread; None if its grammar fails."""
@@ -201,48 +195,31 @@ class TextNormalizer:
             return None
 
     def _normalize(self, text: str, language: str) -> str:
-        """On the language's thread: `text` through its grammar, in its process."""
-        self._normalizer(language)
-        return self._processes[language].submit(_grammar_normalize, text, language).result()
+        if language == "ja":  # as NeMo's do_tts: the Japanese grammar stumbles on spaces
+            text = re.sub(r"\s+", "", text)
+        return self._normalizer(language).normalize(text, verbose=False)
 
-    def _normalizer(self, language: str) -> None:
-        """On the language's thread: starts its process and loads (or builds) its grammar there."""
-        if language in self._loaded:
-            return
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        cached = any(self.cache_dir.glob(f"{language}_tn_*.far"))
-        logger.info(
-            f"text normalisation for {language}: "
-            + (
-                f"loading the grammar from {self.cache_dir}"
-                if cached
-                else f"building the grammar (about 30 s, once; cached in {self.cache_dir})"
+    def _normalizer(self, language: str):
+        normalizer = self._normalizers.get(language)
+        if normalizer is None:
+            from nemo_text_processing.text_normalization.normalize import Normalizer
+
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            cached = any(self.cache_dir.glob(f"{language}_tn_*.far"))
+            logger.info(
+                f"text normalisation for {language}: "
+                + (
+                    f"loading the grammar from {self.cache_dir}"
+                    if cached
+                    else f"building the grammar (about 30 s, once; cached in {self.cache_dir})"
+                )
             )
-        )
-        started = time.perf_counter()
-        # spawn: a fork of this process would copy its torch threads' locks mid-use
-        process = self._processes.get(language) or ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn")
-        )
-        self._processes[language] = process
-        process.submit(_load_grammar, language, str(self.cache_dir)).result()
-        self._loaded.add(language)
-        logger.info(
-            f"text normalisation for {language}: ready in {time.perf_counter() - started:.1f} s"
-        )
-
-
-# In a grammar's process: its Normalizer.
-_grammars: dict[str, object] = {}
-
-
-def _load_grammar(language: str, cache_dir: str) -> None:
-    from nemo_text_processing.text_normalization.normalize import Normalizer
-
-    _grammars[language] = Normalizer(input_case="cased", lang=language, cache_dir=cache_dir)
-
-
-def _grammar_normalize(text: str, language: str) -> str:
-    if language == "ja":  # as NeMo's do_tts: the Japanese grammar stumbles on spaces
-        text = re.sub(r"\s+", "", text)
-    return _grammars[language].normalize(text, verbose=False)
+            started = time.perf_counter()
+            normalizer = Normalizer(
+                input_case="cased", lang=language, cache_dir=str(self.cache_dir)
+            )
+            self._normalizers[language] = normalizer
+            logger.info(
+                f"text normalisation for {language}: ready in {time.perf_counter() - started:.1f} s"
+            )
+        return normalizer

@@ -2,14 +2,17 @@
 TTS server process (run by hand, not a timed test).
 
     .venv/bin/python tests/bench/tts_clients.py [--url WS_URL ...] [--server-root [LABEL=]DIR ...]
-        [--model NEMO [--codec NEMO]] [--sessions 8] [--gap-ms 20] [--repeats 5] [--out DIR]
+        [--model NEMO [--codec NEMO] | --layout tiny-current|current|... [--frames N]]
+        [--device cpu|cuda] [--sessions 8] [--gap-ms 20] [--repeats 5] [--out DIR]
 
 Targets: each `--url` is a running service (`ws://HOST:PORT/ws/tts/stream`); each
 `--server-root` is a checkout from which this script starts `python -m services.tts` with the
 command the services table gives the cpu-test profile (services/supervisor/table.py: the tiny
-model, built first if missing), or with `--model`/`--codec` instead. With neither, one server
-from this checkout. Several roots (say, a `git worktree` of the commit before a change) compare
-code side by side: every server stays up, and the targets take turns within each repeat.
+model, built first if missing), or with `--model`/`--codec` instead, or with a random-weight
+model of a `--layout` of tiny_models/tts.py (built here; `--frames` is its max_decoder_steps, which
+a random model's utterances run to). With neither, one server from this checkout. Several roots
+(say, a `git worktree` of the commit before a change) compare code side by side: every server
+stays up, and the targets take turns within each repeat.
 
 Each repeat, for each target in turn:
 - alone: the `--sessions` sentences one after another, one session each;
@@ -35,13 +38,14 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -139,12 +143,26 @@ async def staggered(url: str, n: int, gap_s: float) -> list[Session]:
 # --- servers ------------------------------------------------------------------------------------
 
 
-def server_command(root: Path, port: int, model: str | None, codec: str | None) -> list[str]:
+def build_layout(name: str, frames: int, out: Path) -> tuple[str, str]:
+    """A random-weight model of tiny_models/tts.py's layout `name`; its max_decoder_steps
+    `frames`."""
+    from tests.bench.tts_bench import LAYOUTS
+    from tiny_models.tts import build
+
+    layout = LAYOUTS[name]
+    layout = replace(layout, inference={**layout.inference, "max_decoder_steps": frames})
+    print(f"building the {name} random-weight model ...", flush=True)
+    return tuple(map(str, build(out, layout=layout)))
+
+
+def server_command(
+    root: Path, port: int, model: str | None, codec: str | None, device: str
+) -> list[str]:
     """The cpu-test profile's TTS command from the services table (after building its tiny model
     if missing), or one that serves `model`."""
     if model:
         cmd = [sys.executable, "-m", "services.tts", "--host", "127.0.0.1", "--port", str(port)]
-        cmd += ["--device", "cpu", "--model", model]
+        cmd += ["--device", device, "--model", model]
         return cmd + (["--codec", codec] if codec else [])
     from services.supervisor.table import build_table
 
@@ -156,11 +174,11 @@ def server_command(root: Path, port: int, model: str | None, codec: str | None) 
 
 
 @asynccontextmanager
-async def tts_server(root: Path, model: str | None, codec: str | None, log: Path):
+async def tts_server(root: Path, model: str | None, codec: str | None, device: str, log: Path):
     """Starts the service from `root` (LOG_LEVEL=WARNING, its output in `log`); yields its
     WebSocket URL once /health answers 200."""
     port = free_port()
-    cmd = server_command(root, port, model, codec)
+    cmd = server_command(root, port, model, codec, device)
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     with log.open("w") as out:
         server = await asyncio.create_subprocess_exec(
@@ -293,6 +311,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--model", help="a .nemo (or hub name) for the started servers")
     parser.add_argument("--codec", help="the codec .nemo for --model")
+    parser.add_argument("--layout", help="instead of --model: a random model of this layout")
+    parser.add_argument("--frames", type=int, default=24, help="max_decoder_steps with --layout")
+    parser.add_argument("--device", default="cpu", help="of the started servers")
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--gap-ms", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=5)
@@ -316,11 +337,15 @@ async def run(args: argparse.Namespace) -> dict:
     async with AsyncExitStack() as stack:
         targets = {url: url for url in args.url}
         logs = Path(tempfile.mkdtemp(prefix="tts-clients-"))
+        if args.layout:
+            models = Path(tempfile.mkdtemp(prefix="tts-clients-models-"))
+            stack.callback(shutil.rmtree, models, ignore_errors=True)
+            args.model, args.codec = build_layout(args.layout, args.frames, models)
         for spec in args.server_root:
             label, root = _root(spec)
             print(f"starting the TTS server from {root} ...", flush=True)
             log = logs / f"{label}.log"
-            server = tts_server(root, args.model, args.codec, log)
+            server = tts_server(root, args.model, args.codec, args.device, log)
             targets[label] = await stack.enter_async_context(server)
         runs = {label: ([], []) for label in targets}
         for url in targets.values():  # a first turn, not counted: each server's warm-up

@@ -3,7 +3,6 @@ cancel, the sample rate, normalisation."""
 
 import asyncio
 import io
-import threading
 import time
 import wave
 
@@ -160,67 +159,6 @@ async def test_eight_at_once_in_shared_steps_each_as_alone(tts_server, ending):
     frames = sum(stats.audio_seconds for stats in rounds) / (SAMPLES_PER_FRAME / 22050)
     assert len(rounds) < frames / 2, f"{len(rounds)} rounds for {frames:.0f} frames: not batched"
     assert engine.active == 0 and engine.decoder.slots_in_use == 0
-
-
-async def test_a_newcomer_steps_and_is_decoded_ahead_of_the_others_audio(tts_server, monkeypatch):
-    """While the codec is held on the others' chunks, a newcomer still prefills and steps to its
-    first chunk (its rounds never wait behind their audio), and the codec's next call is that
-    chunk alone, ahead of the others' chunks queued meanwhile. All audio is as alone."""
-    service, _, _ = tts_server
-    engine = service.speech.engine
-    preset = PRESETS["aggressive"]
-    requests = [Request(f"Speaker {n} is already talking.", n % 2, "en", 70 + n) for n in range(4)]
-    newcomer = Request("A newcomer joins while they talk.", 1, "en", 99)
-    alone = [await synthesize(engine, r, preset) for r in [*requests, newcomer]]
-
-    real, calls = engine._decode, []
-    hold_call, held, release = [0], threading.Event(), threading.Event()
-
-    def held_decode(codes):
-        calls.append([c.shape[-1] for c in codes])
-        if len(calls) == hold_call[0]:
-            held.set()
-            release.wait()
-        return real(codes)
-
-    monkeypatch.setattr(engine, "_decode", held_decode)
-    started = asyncio.Event()
-    talking = [
-        asyncio.create_task(synthesize(engine, r, preset, lambda *_: started.set()))
-        for r in requests
-    ]
-    await started.wait()
-    hold_call[0] = len(calls) + 1  # the codec's next call: some of the others' chunks
-    await asyncio.to_thread(held.wait)
-    chunks, done = [], asyncio.get_running_loop().create_future()
-
-    def on_audio(job, chunk):
-        chunks.append(chunk)
-
-    newcomer_job, first_due = [], threading.Event()
-    real_step = engine._step
-
-    def step(batch):  # on the model thread
-        outcome = real_step(batch)
-        if newcomer_job and newcomer_job[0].started:
-            first_due.set()
-        return outcome
-
-    monkeypatch.setattr(engine, "_step", step)
-    newcomer_job.append(
-        engine.open(newcomer, preset, on_audio, lambda _: done.set_result(None), done.set_exception)
-    )
-    try:  # a generous bound, so that a failure does not hang: no timing is measured
-        assert await asyncio.to_thread(first_due.wait, 60), "the newcomer waited for the codec"
-    finally:
-        release.set()
-    await done
-    together = await asyncio.gather(*talking)
-    assert calls[hold_call[0]] == [preset.first], "the newcomer's first chunk did not go next"
-    assert len(calls) > hold_call[0] + 1, "the others made no chunk after the held one"
-    for got, expected in zip([*together, np.concatenate(chunks)], alone, strict=True):
-        assert got.shape == expected.shape
-        assert np.abs(got - expected).max() <= JOIN_TOLERANCE
 
 
 async def test_cancel_stops_generation_within_one_step(tts_server):
