@@ -37,9 +37,9 @@ def test_a_hub_model_runs_the_newest_unless_a_revision_is_pinned(offline_cache):
 
 
 def test_a_revision_the_cache_lacks_offline_says_to_fetch_it(offline_cache):
-    with pytest.raises(FileNotFoundError, match="revision v2.*fetch-models"):
+    with pytest.raises(FileNotFoundError, match=r"revision v2.*fetch-models"):
         checkpoint.resolve(REPO, "v2")
-    with pytest.raises(FileNotFoundError, match="nvidia/other .*not in the Hugging Face cache"):
+    with pytest.raises(FileNotFoundError, match=r"nvidia/other .*not in the Hugging Face cache"):
         checkpoint.resolve("nvidia/other")
 
 
@@ -53,7 +53,7 @@ def test_a_local_file_is_known_by_its_hash_and_takes_no_revision(tmp_path):
     assert checkpoint.resolve(str(path)).revision != found.revision
     with pytest.raises(ValueError, match="local file"):
         checkpoint.resolve(str(path), "main")
-    with pytest.raises(FileNotFoundError, match="no .nemo file"):
+    with pytest.raises(FileNotFoundError, match=r"no \.nemo file"):
         checkpoint.resolve(str(tmp_path / "missing.nemo"))
 
 
