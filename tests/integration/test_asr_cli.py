@@ -103,7 +103,8 @@ def test_loads_the_model_by_its_hub_name_from_the_cache_with_no_network(tiny_asr
 def test_the_3_5_release_starts_by_its_hub_name_with_no_setting(tiny_asr_prompt_path, tmp_path):
     """The README's `python -m services.asr --model nvidia/nemotron-3.5-asr-streaming-0.6b`, on
     a tiny model with the release's att_context_size [[56,3],[56,0],[56,6],[56,13]]: it starts
-    in the checkpoint's modes, 320 ms by default; a default it lacks stops it, naming them."""
+    in the checkpoint's modes, 320 ms by default. (A default it lacks stops the load, naming them:
+    test_asr_multilingual.py.)"""
     name = "nvidia/nemotron-3.5-asr-streaming-0.6b"
     hub_cache.put(
         tmp_path / "hf" / "hub", name, f"{name.rpartition('/')[2]}.nemo", tiny_asr_prompt_path
@@ -126,13 +127,3 @@ def test_the_3_5_release_starts_by_its_hub_name_with_no_setting(tiny_asr_prompt_
         proc.communicate(timeout=60)
     assert (health.model, health.revision) == (name, hub_cache.COMMIT)
     assert (health.latency_modes, health.default_latency_ms) == ([80, 320, 560, 1120], 320)
-    refused = subprocess.run(
-        [*argv, "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        env={**env, "ASR_DEFAULT_LATENCY_MS": "160"},
-        timeout=180,
-    )
-    assert refused.returncode == 1
-    assert "160 ms" in refused.stdout + refused.stderr
-    assert "80, 320, 560, 1120 ms" in refused.stdout + refused.stderr
