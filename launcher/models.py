@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import settings
 from launcher.console import Failed, log
+from services.common.checkpoint import snapshot_commit
 from services.llm.profiles import resolve
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -251,9 +252,10 @@ RECORD_FILE = "models.json"
 def commit(artifact: Artifact, cache: Path) -> str | None:
     """The hub commit the cache holds the artifact at (the revision resolved)."""
     path = cached_path(artifact, cache)
-    if path is None or "snapshots" not in path.parts[:-1]:
+    try:
+        return snapshot_commit(path) if path else None
+    except ValueError:  # not in a snapshot folder
         return None
-    return path.parts[path.parts.index("snapshots") + 1]
 
 
 def record(found: list[Artifact], cache: Path, run_dir: Path) -> list[dict]:

@@ -8,8 +8,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from loguru import logger
-
 HASH_CHUNK = 16 * 1024 * 1024
 
 
@@ -35,9 +33,7 @@ def resolve(name_or_path: str, revision: str | None = None) -> Checkpoint:
             )
         return Checkpoint(path, f"sha256:{file_hash(path)}")
     path = hub_checkpoint(name_or_path, revision)
-    commit = snapshot_commit(path)
-    logger.info(f"{name_or_path} at revision {revision or 'main'}: commit {commit}")
-    return Checkpoint(path, commit)
+    return Checkpoint(path, snapshot_commit(path))
 
 
 def hub_checkpoint(repo: str, revision: str | None) -> Path:

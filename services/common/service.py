@@ -57,7 +57,8 @@ class ModelService(Generic[S, M]):
             checkpoint.resolve, self.settings.model, self.settings.revision
         )
         self.revision = found.revision
-        logger.info(f"model {self.settings.model}: revision {found.revision}")
+        asked = f" (asked for {self.settings.revision})" if self.settings.revision else ""
+        logger.info(f"model {self.settings.model}: revision {found.revision}{asked}")
         return str(found.path)
 
     @property
