@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 import settings
+from bots.barge_in import BACKCHANNELS, MIN_SPEECH_SECS
 from protocol.tts import PRESETS
 
 # Below 0.1 s Silero's 32 ms windows end a segment inside ordinary gaps between words.
@@ -45,6 +46,16 @@ class BotConfig:
     vad_start_secs: float = field(default_factory=lambda: float(_env("VAD_START_SECS", "0.2")))
     vad_stop_secs: float = field(default_factory=lambda: float(_env("VAD_STOP_SECS", "0.2")))
     vad_confidence: float = field(default_factory=lambda: float(_env("VAD_CONFIDENCE", "0.7")))
+    # Over the bot: speech this long interrupts before its words are in; these words alone
+    # never do (bots/barge_in.py).
+    barge_in_min_speech_secs: float = field(
+        default_factory=lambda: float(_env("BARGE_IN_MIN_SPEECH_SECS", str(MIN_SPEECH_SECS)))
+    )
+    barge_in_backchannels: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            w.strip() for w in _env("BARGE_IN_BACKCHANNELS", ",".join(BACKCHANNELS)).split(",")
+        )
+    )
     smart_turn_stop_secs: float = field(
         default_factory=lambda: float(_env("SMART_TURN_STOP_SECS", "1.0"))
     )

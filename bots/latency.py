@@ -44,6 +44,7 @@ from pipecat.observers.user_bot_latency_observer import LatencyBreakdown, UserBo
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.processors.frameworks.rtvi import RTVIProcessor
 
+from bots.end_of_turn import TIMEOUT, EndOfTurnFrame
 from bots.outage_buffer import HELD_TURN_SPEECH_END
 
 MESSAGE_KIND = "turn-latency"
@@ -102,6 +103,8 @@ class TurnRecord:
     moments_ms: dict[str, float | None]
     owners: dict[str, str]
     smart_turn: dict | None = None
+    # Which signal ended the turn (bots/end_of_turn.py): {"decided_by", "smart_turn_probability"}.
+    end_of_turn: dict | None = None
     late_turn: str | None = None
     unanswered: str | None = None
     talked_over_user: bool = False
@@ -177,6 +180,7 @@ class _OpenTurn:
     at: dict[str, float] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
     smart_turn: dict | None = None
+    end_of_turn: dict | None = None
     tool_called: bool = False
     reconnect_delayed: bool = False
 
@@ -277,6 +281,12 @@ class TurnLatencyObserver(UserBotLatencyObserver):
                 self._open = None
         elif isinstance(frame, TranscriptionFrame) and "turn_end" not in turn.at:
             turn.stamp("transcript", now, data.source.name, replace=True)
+        elif isinstance(frame, EndOfTurnFrame) and "turn_end" not in turn.at:
+            probability = frame.smart_turn_probability
+            turn.end_of_turn = {
+                "decided_by": frame.decided_by,
+                "smart_turn_probability": None if probability is None else round(probability, 3),
+            }
         elif isinstance(frame, MetricsFrame) and "turn_end" not in turn.at:
             for metric in frame.data:
                 if isinstance(metric, TurnMetricsData):
@@ -342,6 +352,11 @@ class TurnLatencyObserver(UserBotLatencyObserver):
             self.session, self._turn_count, turn.speech_end, moments, turn.owners, turn.smart_turn
         )
         record.reconnect_delayed = turn.reconnect_delayed
+        # No strategy ended it: the user aggregator's stop timeout did.
+        record.end_of_turn = turn.end_of_turn or {
+            "decided_by": TIMEOUT,
+            "smart_turn_probability": None,
+        }
         # A reconnect, not the turn detector, made that turn wait.
         record.late_turn = None if turn.reconnect_delayed else _late_turn(record)
         record.speculation = self._speculation.take()

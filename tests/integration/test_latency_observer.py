@@ -6,6 +6,7 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
+import pytest
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -36,6 +37,7 @@ from pipecat.processors.frameworks.rtvi import RTVIProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.utils.time import time_now_iso8601
 
+from bots.end_of_turn import TIMEOUT, TRANSCRIPT, EndOfTurnFrame
 from bots.latency import (
     MESSAGE_KIND,
     NO_TEXT,
@@ -128,6 +130,32 @@ async def run_turns(steps: list, tmp_path, transcripts_owed=lambda: False):
         and f.message.get("type") == "server-message"
     ]
     return records, lines, messages
+
+
+@pytest.mark.parametrize(
+    ("pushed", "expected"),
+    [
+        (
+            EndOfTurnFrame(TRANSCRIPT, 0.1234),
+            {"decided_by": TRANSCRIPT, "smart_turn_probability": 0.123},
+        ),
+        (None, {"decided_by": TIMEOUT, "smart_turn_probability": None}),
+    ],
+)
+async def test_the_record_says_which_signal_ended_the_turn(tmp_path, pushed, expected):
+    """The end-of-turn rule's decision (bots/end_of_turn.py) is in the turn's record; a turn no
+    strategy ended was ended by the user aggregator's timeout."""
+    steps = [
+        *user_speaks(),
+        transcript(),
+        smart_turn(complete=False),
+        *([(0.0, lambda: pushed)] if pushed else []),
+        (0.0, UserStoppedSpeakingFrame),
+        *reply(),
+    ]
+    records, _, messages = await run_turns(steps, tmp_path)
+    assert [r.end_of_turn for r in records] == [expected]
+    assert messages[0]["end_of_turn"] == expected
 
 
 async def test_a_turn_has_every_stage_in_order(tmp_path):
