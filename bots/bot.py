@@ -83,7 +83,7 @@ def create_voice_services(config: BotConfig) -> VoiceServices:
     llm = NemotronLLMService(LLMConfig.from_env())
     context = create_context()
     user_aggregator, assistant_aggregator = LLMContextAggregatorPair(
-        context, user_params=user_turn_params(config)
+        context, user_params=user_turn_params(config, lambda: stt.writes_punctuation)
     )
     return VoiceServices(stt, user_aggregator, llm, tts, assistant_aggregator, context)
 

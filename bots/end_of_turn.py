@@ -18,8 +18,9 @@ strong evidence that the turn is over, and a last word that needs a continuation
 
 The latency record counts the decision as the transcript's where it differs from Smart Turn's
 own verdict, else as Smart Turn's. A turn that waits ends after Smart Turn's fallback silence
-("fallback") unless the user speaks on. Whether the ASR punctuates is learned from the session's
-own transcripts: until one has punctuation, a missing sentence end says nothing.
+("fallback") unless the user speaks on. Whether the ASR punctuates is what its `ready` says (our
+service reads it from the model's vocabulary); from a server that does not say, it is learned from
+the session's transcripts, and until one has punctuation a missing sentence end says nothing.
 """
 
 from __future__ import annotations

@@ -73,6 +73,8 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
         self._replay_task: asyncio.Task | None = None
         # When the users stopped, for each held turn end sent: its final transcript is late.
         self._late_turn_ends: deque[float] = deque()
+        # Whether the session's model can write a sentence end (`ready`); None: not said.
+        self.writes_punctuation: bool | None = None
 
     @property
     def held(self) -> OutageBuffer:
@@ -96,6 +98,7 @@ class NemotronSTTService(ServiceConnection, WebsocketSTTService):
             return
         websocket, msg = await self._open_session("ASR", proto.parse_server_message, proto.Ready)
         mode = await self._choose_mode(websocket, msg)
+        self.writes_punctuation = msg.punctuation
         self._websocket = websocket
         logger.info(f"{self}: connected ({mode} ms mode, {msg.model})")
         self._late_turn_ends.clear()  # what the last session owed went with it

@@ -11,6 +11,7 @@ the request) when the turn is judged unfinished or the user speaks on.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from loguru import logger
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
@@ -54,16 +55,23 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     Smart Turn's fallback silence.
     """
 
-    def __init__(self, *, speculate: bool = True, **kwargs):
+    def __init__(
+        self,
+        *,
+        speculate: bool = True,
+        asr_punctuates: Callable[[], bool | None] = lambda: None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self._speculate = speculate
+        self._asr_says_it_punctuates = asr_punctuates
         self._match_policy = NormalizedMatch()
         self._verdict: asyncio.Task | None = None
         self._speculation: UserTurnSpeculation | None = None
         # The turn's final transcripts so far: what the user aggregator will write.
         self._turn_text: list[str] = []
-        # Whether this session's ASR writes punctuation (bots/end_of_turn.py).
-        self._asr_punctuates = False
+        # Whether this session's ASR wrote punctuation yet (where it does not say whether it can).
+        self._asr_punctuated = False
         # While Smart Turn's verdict is out, its "complete" is only a vote for the rule.
         self._judging = False
         self._smart_turn_complete: bool | None = None  # the verdict on this speech segment
@@ -80,7 +88,7 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             self._speculation = None
         elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
             self._turn_text.append(frame.text.strip())
-            self._asr_punctuates = self._asr_punctuates or end_of_turn.punctuated(frame.text)
+            self._asr_punctuated = self._asr_punctuated or end_of_turn.punctuated(frame.text)
         result = await super().process_frame(frame)
         if isinstance(frame, TranscriptionFrame) and frame.finalized:
             await self._maybe_speculate()
@@ -136,8 +144,12 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
             self._turn_complete = self._smart_turn_complete
             await self._maybe_trigger_user_turn_stopped()
             return
+        punctuates = self._asr_says_it_punctuates()
         self._decision = end_of_turn.decide(
-            text, self._smart_turn_complete, self._probability, self._asr_punctuates
+            text,
+            self._smart_turn_complete,
+            self._probability,
+            self._asr_punctuated if punctuates is None else punctuates,
         )
         if self._decision.end:
             self._turn_complete = True
@@ -258,7 +270,11 @@ class LateTranscriptUserTurnStartStrategy(BaseUserTurnStartStrategy):
         return ProcessFrameResult.CONTINUE
 
 
-def user_turn_params(config: BotConfig) -> LLMUserAggregatorParams:
+def user_turn_params(
+    config: BotConfig, asr_punctuates: Callable[[], bool | None] = lambda: None
+) -> LLMUserAggregatorParams:
+    """The user aggregator's VAD and turn strategies; `asr_punctuates` tells whether the ASR can
+    write a sentence end (None: unknown, learned from its transcripts)."""
     vad = SileroVADAnalyzer(
         params=VADParams(
             # Speech this long opens a VAD segment. Short, so one-word answers are heard: noise
@@ -292,7 +308,9 @@ def user_turn_params(config: BotConfig) -> LLMUserAggregatorParams:
             # Ends the turn when Smart Turn says "complete" and the finalized transcript is in.
             stop=[
                 SpeculativeTurnStopStrategy(
-                    turn_analyzer=smart_turn, speculate=config.speculative_replies
+                    turn_analyzer=smart_turn,
+                    speculate=config.speculative_replies,
+                    asr_punctuates=asr_punctuates,
                 )
             ],
         ),

@@ -152,6 +152,8 @@ class Ready(Message):
     language: str | None = None  # "auto" for multilingual models, None for English-only ones
     languages: list[str] | None = None  # None: English only
     model: str | None = None
+    # Whether the model can write punctuation (a sentence end); None: not said (other servers).
+    punctuation: bool | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)

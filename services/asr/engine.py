@@ -41,6 +41,7 @@ from services.asr.model import (
     encoder_dtype,
     latency_modes,
     prompt_table,
+    writes_punctuation,
 )
 from services.asr.state_pool import StatePool, StepState
 from services.common import engine_loop
@@ -137,6 +138,7 @@ class Engine(engine_loop.EngineLoop):
         self.modes = latency_modes(model)
         self.default_latency_ms = default_latency_ms(model)
         self.prompts = prompt_table(model)
+        self.punctuation = writes_punctuation(model)
         self.languages = list(self.prompts) if self.prompts is not None else None
         self.logmel = LogMel(model.preprocessor)
         self.sample_rate = int(model.preprocessor.featurizer.sample_rate)

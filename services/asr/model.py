@@ -186,6 +186,13 @@ def default_latency_ms(model) -> int:
     raise ValueError(f"the model's default att_context_size {list(default)} is no latency mode")
 
 
+def writes_punctuation(model) -> bool:
+    """Whether the model's vocabulary can write a sentence end: the bot's end-of-turn rule reads
+    a missing one as a sign of an unfinished turn only from a model that could have written it."""
+    vocabulary = model.tokenizer.vocab if hasattr(model.tokenizer, "vocab") else []
+    return any(mark in piece for piece in vocabulary for mark in ".?!")
+
+
 def prompt_table(model) -> dict[str, int] | None:
     """Locale -> prompt index of a prompt-conditioned (multilingual) model; None if monolingual.
     YAML 1.1 reads an unquoted Norwegian `no` key as False (so do NeMo's loaders), and it is

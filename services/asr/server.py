@@ -268,6 +268,7 @@ class WebSocketSession:
                 language=self.language,
                 languages=self.engine.languages,
                 model=self.service.settings.model,
+                punctuation=self.engine.punctuation,
             )
         )
         try:

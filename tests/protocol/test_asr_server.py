@@ -55,6 +55,8 @@ async def test_ready_describes_the_session(asr_server):
     assert ready["latency_ms"] == 160  # the server's setting
     assert ready["latency_modes"] == [80, 160, 560, 1120]
     assert ready["session_id"]
+    # The tiny model's vocabulary has no sentence end (the trained one's has: test_asr_trained).
+    assert ready["punctuation"] is False
 
 
 async def test_with_no_default_set_sessions_get_the_checkpoints_own(make_server):
