@@ -1,14 +1,17 @@
 """Voice-to-voice latency of the running bot, measured from outside, as a browser hears it.
 
-    ./scripts/nemotron.sh bench [--turns 20] [--latency-mode MS] [--concurrency 1] [--out DIR]
+    ./scripts/nemotron.sh bench [--set NAME ...] [--turns N] [--latency-mode MS] [--out DIR]
+    ./scripts/nemotron.sh bench --set one-word --phone
     ./scripts/nemotron.sh bench --report-only --out DIR --baseline EARLIER_DIR
     uv run --extra bench python -m scripts.v2v_bench --url http://localhost:7860 ...
 
-Each client connects over WebRTC (aiortc) and speaks the utterances at real-time pace over one
-connection, pausing after each reply. Per turn it measures from the last sample of speech sent
-to the first audible sample received, and keeps the bot's own breakdown of the same turn. Writes
-turns.jsonl, run.json (what the report says of the run and the machine), report.md and
-latency.png into --out; --report-only writes the last two again from the first two.
+For each utterance set (sets.py) each client connects over WebRTC (aiortc) and speaks the set's
+utterances at real-time pace over one connection, pausing after each reply. Per turn it measures
+from the last sample of speech sent to the first audible sample received, and keeps the bot's
+own breakdown of the same turn; in a barge-in set a turn is a case: a request, and a probe
+played into the reply. Writes turns.jsonl, run.json (what the report says of the run and the
+machine), report.md and latency.png into --out; --report-only writes the last two again from the
+first two.
 """
 
 from __future__ import annotations
@@ -28,14 +31,32 @@ from tqdm import tqdm
 import settings
 from protocol import asr as asr_proto
 from protocol.health import PATH as HEALTH_PATH
-from scripts.v2v_bench import machine, plot, report, utterances
+from scripts.v2v_bench import machine, plot, report, sets, utterances
 from scripts.v2v_bench.client import BotConnection
 from scripts.v2v_bench.conversation import converse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nemotron.sh bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=20, help="turns per client (default 20)")
+    parser.add_argument(
+        "--turns",
+        type=int,
+        help="turns per set and client, its lines repeated as needed (default: each line once)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        metavar="NAME|FILE",
+        help=f"an utterance set to speak, repeatable, in order: {', '.join(sets.NAMED)}, or"
+        f" {sets.ALL}, or a set file (default: questions)",
+    )
+    parser.add_argument(
+        "--phone",
+        action="store_true",
+        help="send everything said as a phone line carries it: down to 8 kHz, through G.711"
+        " mu-law and back",
+    )
     parser.add_argument(
         "--latency-mode",
         type=int,
@@ -51,7 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", default="", help="the profile the product runs (for the report)"
     )
-    parser.add_argument("--utterances", type=Path, default=utterances.DEFAULT_FILE)
+    parser.add_argument(
+        "--utterances",
+        type=Path,
+        metavar="FILE",
+        help="a set file to speak, as --set FILE (one utterance a line)",
+    )
     parser.add_argument(
         "--voice",
         choices=("auto", "tts", "espeak"),
@@ -71,9 +97,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run no turns: write report.md and latency.png again from --out's turns.jsonl",
     )
     args = parser.parse_args(argv)
-    if args.turns < 1 or args.concurrency < 1:
+    if (args.turns is not None and args.turns < 1) or args.concurrency < 1:
         parser.error("--turns and --concurrency must be at least 1")
+    try:
+        args.set_files = chosen_sets(args.sets or [], args.utterances)
+    except ValueError as e:
+        parser.error(str(e))
     return args
+
+
+def chosen_sets(names: list[str], utterances_file: Path | None) -> list[tuple[str, Path]]:
+    """(name, file) of each set asked for, once each, in order; the questions by default."""
+    chosen = [found for name in names for found in sets.resolve(name)]
+    if utterances_file is not None:
+        if not utterances_file.is_file():
+            raise ValueError(f"--utterances {utterances_file}: no such file")
+        chosen.append((sets.name_of(utterances_file), utterances_file))
+    unique = list(dict.fromkeys(chosen))
+    return unique or list(sets.resolve("questions"))
 
 
 async def pick_voice(args: argparse.Namespace) -> str:
@@ -83,7 +124,7 @@ async def pick_voice(args: argparse.Namespace) -> str:
     return "tts" if usable else "espeak"
 
 
-async def run_client(args, index: int, spoken, progress: tqdm) -> list[dict]:
+async def run_client(args, index: int, spoken, turns: int, progress: tqdm) -> list[dict]:
     request = {"asr_latency_ms": args.latency_mode} if args.latency_mode else {}
     conn = BotConnection(args.url, request)
     try:
@@ -95,7 +136,7 @@ async def run_client(args, index: int, spoken, progress: tqdm) -> list[dict]:
                 progress.set_postfix_str(f"last {turn['v2v_ms']:.0f} ms")
 
         rng = random.Random(args.seed * 1000 + index)
-        return await converse(conn, spoken, args.turns, index + 1, rng, on_turn)
+        return await converse(conn, spoken, turns, index + 1, rng, on_turn, start=index)
     finally:
         await conn.close()
 
@@ -124,30 +165,48 @@ async def check_latency_mode(mode: int, asr_url: str) -> None:
 
 
 async def run_turns(args: argparse.Namespace) -> None:
-    """Runs the clients; writes their turns.jsonl and run.json into --out."""
+    """Runs the clients through each set in turn, a new connection per set; writes their
+    turns.jsonl and run.json into --out."""
     if args.latency_mode:
         await check_latency_mode(args.latency_mode, args.asr_url)
     voice = await pick_voice(args)
     source = "our TTS service" if voice == "tts" else "espeak-ng"
-    logger.info(f"synthesizing the utterances of {args.utterances} with {source}")
-    spoken = await utterances.load(args.utterances, voice, args.tts_url)
+    chosen = [sets.load(name, path) for name, path in args.set_files]  # all parse, or none runs
+    spoken = []
+    for chosen_set in chosen:
+        line = " through a phone line (8 kHz mu-law)" if args.phone else ""
+        logger.info(f"synthesizing the {chosen_set.name} set ({chosen_set.path}){line}")
+        spoken.append(await utterances.load_set(chosen_set, voice, args.tts_url, args.phone))
     about = await machine.describe(args.profile, args.asr_url, args.tts_url, args.llm_url)
-    total = args.turns * args.concurrency
-    logger.info(f"{args.concurrency} client(s) × {args.turns} turns against {args.url}")
+    per_set = [args.turns or len(items) for items in spoken]
+    logger.info(f"{args.concurrency} client(s) × {sum(per_set)} turns against {args.url}")
     started = time.time()
-    with tqdm(total=total, unit="turn", desc="voice-to-voice") as progress:
-        per_client = await asyncio.gather(
-            *(run_client(args, i, spoken, progress) for i in range(args.concurrency))
-        )
-    turns = [t for client in per_client for t in client]
+    turns, done = [], 0
+    with tqdm(total=sum(per_set) * args.concurrency, unit="turn", desc="turns") as progress:
+        for chosen_set, items, count in zip(chosen, spoken, per_set, strict=True):
+            progress.set_description(chosen_set.name)
+            per_client = await asyncio.gather(
+                *(run_client(args, i, items, count, progress) for i in range(args.concurrency))
+            )
+            # Turns are numbered through the run, so that each has one name in the report.
+            for client in per_client:
+                for t in client:
+                    t |= {"set": chosen_set.name, "phone": args.phone, "turn": t["turn"] + done}
+            turns += [t for client in per_client for t in client]
+            done += count
     run = {
         "started": time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(started)),
         "seconds": time.time() - started,
-        "turns": args.turns,
+        "turns": sum(per_set),
         "concurrency": args.concurrency,
         "url": args.url,
         "latency_mode": f"{args.latency_mode} ms" if args.latency_mode else "(the bot's default)",
         "voice": source,
+        "sets": [
+            {"name": s.name, "file": str(s.path), "turns": n}
+            for s, n in zip(chosen, per_set, strict=True)
+        ],
+        "phone": args.phone,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "turns.jsonl").open("w") as f:

@@ -1,6 +1,7 @@
 """One client's conversation with the bot: utterances at real-time pace over one connection, a
 natural pause after each reply, and per turn the voice-to-voice time heard by the client beside
-the bot's own record of the same turn."""
+the bot's own record of the same turn. A barge-in case is one turn: its request, then its probe
+played into the reply, judged by barge_in.judge."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import time
 from collections.abc import Callable
 
 from bots.latency import MESSAGE_KIND
+from scripts.v2v_bench import barge_in
 from scripts.v2v_bench.client import BotConnection
-from scripts.v2v_bench.utterances import Utterance
+from scripts.v2v_bench.utterances import BargeIn, Utterance
 
 # A person pauses before speaking again once the bot is done (drawn per turn, in seconds). The
 # shortest is well above the ~0.25 s the bot's last audio trails its "stopped speaking" message.
@@ -25,58 +27,120 @@ SILENT_AFTER_LLM = 5.0
 GREETING_WAIT = 5.0
 RECORD_GRACE = 2.0  # the bot's record is sent before its audio; this much later it is missing
 LONGEST_REPLY = 180.0
+# No turn is coming if the bot has not said the user started speaking this long after the
+# utterance ended (its VAD heard no speech): the turn is unanswered without waiting for more.
+NO_TURN_SECONDS = 3.0
+# Barge-in: how long after the probe the case watches for the reply stopping or a new one
+# starting before ending a reply still playing; and the quiet that ends a case (long enough for
+# a reply to a noise, which waits on the bot's turn timeout, to have started).
+WATCH_SECONDS = 3.0
+SETTLE_SECONDS = 3.0
 
 
 async def converse(
     conn: BotConnection,
-    utterances: list[Utterance],
+    items: list[Utterance | BargeIn],
     turns: int,
     client: int,
     rng: random.Random,
     on_turn: Callable[[dict], None],
+    start: int = 0,
 ) -> list[dict]:
-    """Speaks `turns` utterances, starting `client` places into the list; one result per turn."""
+    """Speaks `turns` items, from `start` places into the list; one result per turn."""
     await greeting(conn)
     results = []
     for n in range(turns):
         await until_quiet(conn, rng.uniform(*PAUSE_SECONDS))
-        utterance = utterances[(client + n) % len(utterances)]
-        started = time.time()
-        speech_end = await conn.mic.speak(utterance.samples)
-        heard = await first_reply_audio(conn, speech_end)
-        server = await server_record(conn, speech_end, heard)
-        result = {
-            "client": client,
-            "turn": n + 1,
-            "at": round(speech_end, 3),
-            "text": utterance.text,
-            "heard": transcript(conn, started),
-            "kind": utterance.kind,
-            "pauses_ms": list(utterance.pauses_ms),
-            "speech_s": round(utterance.seconds, 2),
-            "v2v_ms": None if heard is None else round((heard - speech_end) * 1000, 1),
-            "talked_over": conn.speaker.audible_between(started, speech_end),
-            "server_talked_over": any(
-                r.get("talked_over_user")
-                for r in conn.server_messages(MESSAGE_KIND, after=started, before=time.time())
-            ),
-            "cut_off": cut_off(conn, started, speech_end),
-            "server": server,
-        }
-        total = (server or {}).get("total_ms")
-        both = result["v2v_ms"] is not None and total is not None
-        result["transport_ms"] = round(result["v2v_ms"] - total, 1) if both else None
+        item = items[(start + n) % len(items)]
+        if isinstance(item, BargeIn):
+            result = await barge_in_case(conn, item)
+        else:
+            started = time.time()
+            speech_end = await conn.mic.speak(item.samples)
+            heard = await first_reply_audio(conn, started, speech_end)
+            server = await server_record(conn, speech_end, heard)
+            result = turn_result(conn, item, started, speech_end, heard, server)
+        result = {"client": client, "turn": n + 1, **result}
         results.append(result)
         on_turn(result)
     return results
 
 
-def transcript(conn: BotConnection, since: float) -> str | None:
+def turn_result(
+    conn: BotConnection,
+    utterance: Utterance,
+    started: float,
+    speech_end: float,
+    heard: float | None,
+    server: dict | None,
+) -> dict:
+    result = {
+        "at": round(speech_end, 3),
+        "text": utterance.text,
+        "heard": transcript(conn, started),
+        "kind": utterance.kind,
+        "pauses_ms": list(utterance.pauses_ms),
+        "speaker": utterance.speaker,
+        "ssml": utterance.ssml,
+        "speech_s": round(utterance.seconds, 2),
+        "v2v_ms": None if heard is None else round((heard - speech_end) * 1000, 1),
+        "talked_over": conn.speaker.audible_between(started, speech_end),
+        "server_talked_over": any(
+            r.get("talked_over_user")
+            for r in conn.server_messages(MESSAGE_KIND, after=started, before=time.time())
+        ),
+        "cut_off": cut_off(conn, started, speech_end),
+        "turn_started": turn_started(conn, started),
+        "server": server,
+    }
+    total = (server or {}).get("total_ms")
+    both = result["v2v_ms"] is not None and total is not None
+    result["transport_ms"] = round(result["v2v_ms"] - total, 1) if both else None
+    return result
+
+
+async def barge_in_case(conn: BotConnection, case: BargeIn) -> dict:
+    """Asks for a long reply, plays the probe `case.after_s` into it, watches what the bot does,
+    and ends the reply if it is still playing. The turn's figures are the request's."""
+    started = time.time()
+    ask_end = await conn.mic.speak(case.ask.samples)
+    heard = await first_reply_audio(conn, started, ask_end)
+    server = await server_record(conn, ask_end, heard)
+    result = turn_result(conn, case.ask, started, ask_end, heard, server)
+    probe = case.probe
+    outcome = {"kind": case.kind, "probe": probe.text, "speaker": probe.speaker}
+    outcome |= {"after_ms": round(case.after_s * 1000), "probe_s": round(probe.seconds, 2)}
+    result["barge_in"] = outcome
+    if heard is None:
+        outcome["void"] = "the request got no reply"
+        return result
+    await asyncio.sleep(max(heard + case.after_s - time.time(), 0))
+    if not conn.bot_speaking:
+        outcome["void"] = f"the reply was over within {case.after_s:g} s"
+        return result
+    probe_end = await conn.mic.speak(probe.samples)
+    probe_start = probe_end - probe.seconds
+    await asyncio.sleep(max(probe_end + WATCH_SECONDS - time.time(), 0))
+    until = time.time()
+    if conn.bot_speaking and not barge_in.new_replies(conn.messages, probe_start, until, server):
+        outcome["ended_by"] = case.stop.text  # the reply played on: the next case starts afresh
+        await conn.mic.speak(case.stop.samples)
+    else:
+        await until_quiet(conn, SETTLE_SECONDS)
+        until = time.time()
+    outcome |= barge_in.judge(
+        case.kind, conn.messages, conn.speaker.audible, probe_start, probe_end, until, server
+    )
+    outcome["heard"] = transcript(conn, probe_start, until)
+    return result
+
+
+def transcript(conn: BotConnection, since: float, until: float = float("inf")) -> str | None:
     """What the bot's ASR made of the turn: its final transcripts since `since`, joined."""
     finals = [
         m.data.get("text", "").strip()
         for m in conn.messages
-        if m.type == "user-transcription" and m.data.get("final") and m.arrived >= since
+        if m.type == "user-transcription" and m.data.get("final") and since <= m.arrived <= until
     ]
     return " ".join(t for t in finals if t) or None
 
@@ -88,6 +152,11 @@ def cut_off(conn: BotConnection, started: float, speech_end: float) -> bool:
         m.type == "user-stopped-speaking" and started < m.arrived < speech_end
         for m in conn.messages
     )
+
+
+def turn_started(conn: BotConnection, started: float) -> bool:
+    """Whether the bot started a user turn since `started` (its VAD heard speech)."""
+    return any(m.type == "user-started-speaking" and m.arrived > started for m in conn.messages)
 
 
 async def greeting(conn: BotConnection):
@@ -110,12 +179,14 @@ async def until_quiet(conn: BotConnection, pause: float):
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def first_reply_audio(conn: BotConnection, speech_end: float) -> float | None:
+async def first_reply_audio(conn: BotConnection, started: float, speech_end: float) -> float | None:
     """The arrival time of the first audible frame after `speech_end`, or None if none came."""
     while time.time() - speech_end < REPLY_TIMEOUT:
         heard = conn.speaker.first_audible(speech_end)
         if heard is not None:
             return heard
+        if time.time() - speech_end > NO_TURN_SECONDS and not turn_started(conn, started):
+            return None  # the bot never heard the user start
         if any(r.get("unanswered") for r in conn.server_messages(MESSAGE_KIND, after=speech_end)):
             return None  # the bot says it will not answer this turn
         llm_done = [m.arrived for m in conn.messages if m.type == "bot-llm-stopped"]

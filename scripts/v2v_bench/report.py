@@ -1,6 +1,7 @@
-"""The bench's report.md: percentiles of voice-to-voice on each side and of every stage, the
+"""The bench's report.md: first, per utterance set, every way turn-taking failed and how each
+turn's end was decided; then percentiles of voice-to-voice on each side and of every stage, the
 transport between the two, the orchestration overhead, the fixed waits, the turns that need a
-look, and optionally the medians against an earlier run's turns."""
+look, the barge-in cases, and optionally an earlier run's figures beside this one's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from bots.latency import BOT, SETTING, STAGES, TurnRecord
+from scripts.v2v_bench.barge_in import STOP_WITHIN_S
+from scripts.v2v_bench.sets import BACKCHANNEL, INTERRUPT, NOISE
 
 # The client's figure of a turn also holds the two WebRTC legs, which the bot cannot see, and
 # starts at the last sample sent rather than where the bot's VAD puts the end of speech. So it
@@ -79,7 +82,8 @@ def present(values) -> list[float]:
 
 
 def _name(turn: dict) -> str:
-    return f"client {turn['client']} turn {turn['turn']}"
+    where = f"{turn['set']}: " if "set" in turn else ""
+    return f"{where}client {turn['client']} turn {turn['turn']}"
 
 
 def stage_of(turn: dict, key: str) -> dict:
@@ -115,7 +119,11 @@ def write(
     lines += [
         f"{run['started']}: {len(turns)} turns ({run['concurrency']} client(s) × {run['turns']}"
         f" turns) against {run['url']}, ASR latency mode {run['latency_mode']}, utterances"
-        f" spoken by {run['voice']}, {run['seconds']:.0f} s.",
+        f" spoken by {run['voice']}{_sets_said(run)}, {run['seconds']:.0f} s.",
+        "",
+        "## Turn-taking by set",
+        "",
+        *_by_set(turns, baseline),
         "",
         "## Machine",
         "",
@@ -153,6 +161,9 @@ def write(
         "",
         *_flagged(turns),
     ]
+    cases = [t for t in turns if "barge_in" in t]
+    if cases:
+        lines += ["", "## Barge-in cases", "", *_barge_in(cases)]
     if baseline is not None:
         lines += ["", "## Against the baseline run", "", *_against(baseline, turns)]
     path.write_text("\n".join(lines) + "\n")
@@ -256,6 +267,10 @@ def _flagged(turns: list[dict]) -> list[str]:
     lines += [f"- Unanswered (no audible reply): {len(unanswered)}"]
     for t in unanswered:
         why = (t["server"] or {}).get("unanswered") or "the bot sent no reason"
+        if t.get("turn_started") is False:
+            why = "the bot started no turn (its VAD heard no speech)"
+        if t.get("speaker"):
+            why += f"; spoken by {t['speaker']}"
         lines.append(f"  - {_name(t)}: {t['text']!r}: {why}")
     delayed = found["delayed by a reconnect"]
     lines += [f"- Delayed by a reconnect (spoken while the ASR was restarting): {len(delayed)}"]
@@ -291,4 +306,164 @@ def _against(baseline: list[dict], turns: list[dict]) -> list[str]:
     for name in counts[0]:
         cells = ["not recorded" if c[name] is None else str(len(c[name])) for c in counts]
         lines.append(f"| {name} | {' | '.join(cells)} |")
+    return lines
+
+
+# --- turn-taking by set ------------------------------------------------------------------------
+
+DEFAULT_SET = "questions"  # what runs before sets were recorded spoke
+PHONE = " (8 kHz phone)"
+# Who ended a turn, in the bot's record's end_of_turn.decided_by.
+DECIDERS = ("smart_turn", "transcript", "fallback", "timeout")
+FIGURES = (
+    "turns",
+    "lost one-word",
+    "cut-offs",
+    "talk-over",
+    "false barge-in",
+    "missed barge-in",
+    "phantom turns",
+    "stop p50 ms",
+    "v2v p50 ms",
+    "v2v p90 ms",
+    *(f"ended by {d}" for d in DECIDERS),
+)
+NONE = "—"
+NOT_RECORDED = "not recorded"
+
+
+def set_of(turn: dict) -> str:
+    return turn.get("set", DEFAULT_SET) + (PHONE if turn.get("phone") else "")
+
+
+def one_word(turn: dict) -> bool:
+    """A one- or two-word turn, spoken while the bot was quiet."""
+    return "barge_in" not in turn and not turn.get("pauses_ms") and len(turn["text"].split()) <= 2
+
+
+def lost(turn: dict) -> bool:
+    """A one-word turn the bot did not answer, or an interruption it neither stopped on nor
+    answered."""
+    case = turn.get("barge_in")
+    return bool(case["lost"]) if case else turn["v2v_ms"] is None
+
+
+def judged(turns: list[dict], *kinds: str) -> list[dict]:
+    """The barge-in cases of these kinds that ran to a verdict."""
+    return [
+        t["barge_in"]
+        for t in turns
+        if "barge_in" in t and t["barge_in"]["kind"] in kinds and "void" not in t["barge_in"]
+    ]
+
+
+def _share(hits: int, of: int) -> str:
+    return f"{hits} / {of}" if of else NONE
+
+
+def _ms(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q):.0f}" if values else NONE
+
+
+def figures(turns: list[dict]) -> dict[str, str]:
+    """One set's row of the first table: each figure as it is shown."""
+    words = [t for t in turns if one_word(t)] + [
+        t for t in turns if "barge_in" in t and t["barge_in"]["kind"] == INTERRUPT
+    ]
+    words = [t for t in words if "void" not in t.get("barge_in", {})]
+    not_turns, interrupts = judged(turns, BACKCHANNEL, NOISE), judged(turns, INTERRUPT)
+    noises = judged(turns, NOISE)
+    cut = (
+        _share(sum(t["cut_off"] for t in turns), len(turns))
+        if all("cut_off" in t for t in turns)
+        else NOT_RECORDED
+    )
+    heard = present(t["v2v_ms"] for t in turns)
+    stops = [c["stop_ms"] for c in interrupts if c["stop_ms"] is not None]
+    row = {
+        "turns": str(len(turns)),
+        "lost one-word": _share(sum(lost(t) for t in words), len(words)),
+        "cut-offs": cut,
+        "talk-over": _share(
+            sum(bool(t["talked_over"] or t["server_talked_over"]) for t in turns), len(turns)
+        ),
+        "false barge-in": _share(sum(c["false"] for c in not_turns), len(not_turns)),
+        "missed barge-in": _share(sum(c["missed"] for c in interrupts), len(interrupts)),
+        "phantom turns": _share(sum(c["phantom"] for c in noises), len(noises)),
+        "stop p50 ms": _ms(stops, 50),
+        "v2v p50 ms": _ms(heard, 50),
+        "v2v p90 ms": _ms(heard, 90),
+    }
+    ends = [r["end_of_turn"] for t in turns if (r := t["server"]) and r.get("end_of_turn")]
+    for decider in DECIDERS:
+        count = sum(e.get("decided_by") == decider for e in ends)
+        row[f"ended by {decider}"] = str(count) if ends else "n/a"
+    return row
+
+
+def by_set(turns: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for t in turns:
+        grouped.setdefault(set_of(t), []).append(t)
+    return grouped
+
+
+def _sets_said(run: dict) -> str:
+    said = [f"{s['name']} ({s['turns']} turns)" for s in run.get("sets", [])]
+    phone = " through a phone line (8 kHz G.711 mu-law)" if run.get("phone") else ""
+    return f" ({', '.join(said)}){phone}" if said else ""
+
+
+def _by_set(turns: list[dict], baseline: list[dict] | None) -> list[str]:
+    now = by_set(turns)
+    was = by_set(baseline) if baseline is not None else {}
+    runs = ["run"] if baseline is not None else []
+    lines = [
+        f"| set | {' | '.join([*runs, *FIGURES])} |",
+        "|---" * (len(FIGURES) + len(runs) + 1) + "|",
+    ]
+    for name in dict.fromkeys([*now, *was]):
+        if baseline is None:
+            lines.append(f"| {name} | {' | '.join(figures(now[name]).values())} |")
+            continue
+        for label, group, shown in (("this", now, name), ("baseline", was, "")):
+            cells = figures(group[name]).values() if name in group else [NONE] * len(FIGURES)
+            lines.append(f"| {shown} | {label} | {' | '.join(cells)} |")
+    return [
+        *lines,
+        "",
+        "Lost: one- and two-word turns the bot did not answer, and interruptions it neither"
+        " stopped on nor answered. Cut-offs: the bot ended the user's turn inside the"
+        " utterance. Talk-over: the bot's audio played while the user spoke (the bot's own"
+        " record or the client's ears). False barge-in: a backchannel or noise that stopped the"
+        " bot's reply or got one of its own; missed: an interruption the bot spoke on more than"
+        f" {STOP_WITHIN_S:g} s after; phantom: a noise answered as a turn; stop: from an"
+        " interruption's start to the reply stopping. v2v: as the client heard it. Ended by:"
+        " what decided the end of the turns the bot recorded (n/a: its records predate it).",
+    ]
+
+
+def _barge_in(cases: list[dict]) -> list[str]:
+    outcomes = [t["barge_in"] for t in cases]
+    stops = [c["stop_ms"] for c in judged(cases, INTERRUPT) if c["stop_ms"] is not None]
+    after = ", ".join(f"{ms} ms" for ms in sorted({c["after_ms"] for c in outcomes}))
+    lines = [
+        f"Each case asked for a long reply and, once it had played for {after}, played the probe."
+        f" Interruption to the reply stopping: p50 {_ms(stops, 50)} ms, p90 {_ms(stops, 90)} ms"
+        f" over {len(stops)} stops.",
+        "",
+        "| | probe | spoken by | stop ms | bot | heard |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t, c in zip(cases, outcomes, strict=True):
+        if "void" in c:
+            verdict = f"void: {c['void']}"
+        else:
+            failed = [k for k in ("false", "missed", "phantom", "lost") if c[k]]
+            did = ["stopped" if c["stopped"] else "spoke on"]
+            did += ["replied anew"] if c["new_reply"] else []
+            verdict = ", ".join(did) + (f" ({', '.join(failed)})" if failed else "")
+        stop = NONE if c.get("stop_ms") is None else f"{c['stop_ms']:.0f}"
+        cells = [_name(t), f"{c['kind']}: {c['probe']}", c["speaker"], stop, verdict]
+        lines.append(f"| {' | '.join(cells)} | {c.get('heard') or ''} |")
     return lines

@@ -171,3 +171,121 @@ def test_turns_delayed_by_a_reconnect_are_counted(tmp_path):
     assert "  - client 1 turn 5: 'utterance 5'" in flagged
     # Not blamed on the turn detector.
     assert "- Answered late because the turn detector waited: 1" in flagged
+
+
+# --- the first table: turn-taking by set ---------------------------------------------------------
+
+
+def decided(record: dict, by: str) -> dict:
+    return {**record, "end_of_turn": {"decided_by": by, "smart_turn_probability": 0.9}}
+
+
+def one_word_turns() -> list[dict]:
+    """Yes. (lost), No. (answered, by Smart Turn), Stop. (answered, by the transcript)."""
+    said = [
+        client_turn(5, None, None),
+        client_turn(6, 700.0, decided(server_record(6), "smart_turn")),
+        client_turn(7, 900.0, decided(server_record(7), "transcript")),
+    ]
+    for turn, text in zip(said, ["Yes.", "No thanks.", "Stop."], strict=True):
+        turn |= {"text": text, "set": "one-word", "phone": True}
+    return said
+
+
+def case(turn: int, kind: str, **outcome) -> dict:
+    """A barge-in case: its request answered in 800 ms, and the probe's outcome."""
+    verdict = {"stop_ms": None, "stopped": False, "new_reply": False, "false": False}
+    verdict |= {"missed": False, "phantom": False, "lost": False}
+    probe = {"kind": kind, "probe": "x", "speaker": "sox", "after_ms": 1500}
+    result = client_turn(turn, 800.0, decided(server_record(turn), "fallback"))
+    return result | {"set": "barge-in", "barge_in": probe | verdict | outcome}
+
+
+def barge_in_cases() -> list[dict]:
+    return [
+        case(8, "backchannel"),
+        case(9, "backchannel", stop_ms=600.0, stopped=True, false=True),
+        case(10, "noise", new_reply=True, false=True, phantom=True),
+        case(11, "noise"),
+        case(12, "interrupt", stop_ms=500.0, stopped=True, new_reply=True),
+        case(13, "interrupt", stop_ms=900.0, stopped=True, new_reply=True),
+        case(14, "interrupt", missed=True, lost=True),
+        case(15, "interrupt", void="the request got no reply"),
+    ]
+
+
+def first_table(text: str) -> dict[str, list[str]]:
+    """The rows of the report's first table by their first cells (set, and run if compared)."""
+    table = section(text, "Turn-taking by set").strip().split("\n\n")[0].splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table]
+    header, body = rows[0], rows[2:]
+    assert header[0] == "set"
+    keyed, name = {}, ""
+    for row in body:
+        name = row[0] or name  # a baseline row leaves its set's name to the row above
+        run = row[1] if header[1] == "run" else ""
+        keyed[f"{name} {run}".strip()] = dict(zip(header, row, strict=True))
+    return keyed
+
+
+def test_the_first_table_counts_every_failure_per_set(tmp_path):
+    all_turns = [*turns(), *one_word_turns(), *barge_in_cases()]
+    report.write(tmp_path / "report.md", all_turns, RUN, MACHINE)
+    text = (tmp_path / "report.md").read_text()
+    assert text.index("## Turn-taking by set") < text.index("## Machine")  # the first table
+    rows = first_table(text)
+    assert list(rows) == ["questions", "one-word (8 kHz phone)", "barge-in"]
+
+    questions = rows["questions"]  # the older turns: no set recorded, no end_of_turn
+    assert questions["turns"] == "4"
+    # 'utterance N' is two words: a one-word turn unless it has a pause (turn 3); 4 is lost.
+    assert questions["lost one-word"] == "1 / 3"
+    assert questions["cut-offs"] == "1 / 4" and questions["talk-over"] == "1 / 4"
+    assert questions["false barge-in"] == "—" and questions["stop p50 ms"] == "—"
+    assert questions["v2v p50 ms"] == "820" and questions["v2v p90 ms"] == "1588"
+    assert questions["ended by smart_turn"] == "n/a"
+
+    words = rows["one-word (8 kHz phone)"]
+    assert words["lost one-word"] == "1 / 3" and words["cut-offs"] == "0 / 3"
+    assert [words[f"ended by {d}"] for d in report.DECIDERS] == ["1", "1", "0", "0"]
+
+    cases = rows["barge-in"]
+    assert cases["turns"] == "8"
+    assert cases["false barge-in"] == "2 / 4"  # backchannels and noises
+    assert cases["missed barge-in"] == "1 / 3"  # interruptions; the void one is left out
+    assert cases["phantom turns"] == "1 / 2"
+    assert cases["lost one-word"] == "1 / 3"  # the interruption neither stopped on nor answered
+    assert cases["stop p50 ms"] == "700"
+    assert cases["ended by fallback"] == "8"
+
+    listed = section(text, "Barge-in cases")
+    assert "p50 700 ms, p90 860 ms over 2 stops" in listed
+    assert "| barge-in: client 1 turn 9 | backchannel: x | sox | 600 | stopped (false) |" in listed
+    assert "| barge-in: client 1 turn 15 | interrupt: x | sox | — | void: the request" in listed
+
+
+def test_the_first_table_side_by_side_with_the_baseline(tmp_path):
+    now = [*one_word_turns(), *barge_in_cases()]
+    # The baseline: an older run with no sets (the questions) and the one-word set, both lost.
+    was = [old(t) for t in turns()] + [
+        client_turn(5, None, None) | {"text": "Yes.", "set": "one-word", "phone": True},
+        client_turn(6, None, None) | {"text": "No.", "set": "one-word", "phone": True},
+    ]
+    report.write(tmp_path / "report.md", now, RUN, MACHINE, baseline=was)
+    rows = first_table((tmp_path / "report.md").read_text())
+    assert list(rows) == [
+        "one-word (8 kHz phone) this",
+        "one-word (8 kHz phone) baseline",
+        "barge-in this",
+        "barge-in baseline",
+        "questions this",
+        "questions baseline",
+    ]
+    assert rows["one-word (8 kHz phone) this"]["lost one-word"] == "1 / 3"
+    assert rows["one-word (8 kHz phone) baseline"]["lost one-word"] == "2 / 2"
+    assert rows["one-word (8 kHz phone) baseline"]["ended by transcript"] == "n/a"
+    # A set only one run spoke: dashes on the other side, for every figure.
+    assert set(rows["barge-in baseline"].values()) == {"", "baseline", "—"}
+    assert set(rows["questions this"].values()) - {"questions", "this"} == {"—"}
+    assert rows["questions baseline"]["cut-offs"] == "not recorded"
+    assert len(rows["barge-in this"]) == len(report.FIGURES) + 2

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from scripts.v2v_bench import utterances
+from scripts.v2v_bench import sets, utterances
 from scripts.v2v_bench.client import FRAME, RATE
 
 LINE = "I want to book [pause 500ms] a table for two tonight."
@@ -74,3 +74,71 @@ def test_espeak_speaks_the_parts_around_digital_silence(tmp_path):
     assert end - start >= RATE * 500 // 1000
     loud = 32768 * 10 ** (utterances.SPEECH_DBFS / 20)
     assert np.abs(samples[:start]).max() > loud and np.abs(samples[end:]).max() > loud
+
+
+def test_the_ssml_espeak_gets():
+    parts, pauses, _ = utterances.parse("What is [pause 500ms] twelve times seven?")
+    text = utterances.ssml(parts, pauses)
+    assert text == 'What is <break time="500ms"/> twelve times seven?'
+    assert utterances.ssml(["Fish & chips", "<now>"], (300,)) == (
+        'Fish &amp; chips <break time="300ms"/> &lt;now&gt;'
+    )
+    assert utterances.espeak_command(text, "en-gb", 140, markup=True) == [
+        "espeak-ng",
+        "-m",
+        "-v",
+        "en-gb",
+        "-s",
+        "140",
+        "--stdout",
+        text,
+    ]
+    default = utterances.espeak_command("Yes.", None, None, markup=False)
+    assert default == ["espeak-ng", "-v", "en-us", "-s", "165", "--stdout", "Yes."]
+
+
+def quiet_runs_ms(samples: np.ndarray) -> list[float]:
+    """The lengths of the stretches of 10 ms windows below the speech threshold."""
+    windows = samples[: len(samples) // 480 * 480].reshape(-1, 480).astype(float) / 32768
+    quiet = 20 * np.log10(np.sqrt((windows**2).mean(axis=1)) + 1e-9) < utterances.SPEECH_DBFS
+    runs, n = [], 0
+    for q in [*quiet, False]:
+        if q:
+            n += 1
+        elif n:
+            runs, n = [*runs, n * 10.0], 0
+    return runs
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_ssml_pauses_are_one_utterance_with_a_break():
+    line = "What is [pause 500ms] twelve times seven?"
+    spec = sets.parse_set(f"@voices en-gb\n@speeds 190\n@pauses ssml\n{line}\n")
+    (said,) = asyncio.run(utterances.load_set(spec, "espeak", ""))
+    assert said.ssml and said.pauses_ms == (500,) and said.kind == "pause"
+    assert said.speaker == "espeak-ng en-gb 190 wpm"
+    assert len(said.samples) % FRAME == 0
+    # One utterance with espeak-ng's break inside (its length is espeak-ng's, near the asked one).
+    assert 400 <= max(quiet_runs_ms(said.samples)) <= 800
+
+
+@pytest.mark.skipif(
+    not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox"
+)
+def test_a_barge_in_set_spoken_through_a_phone_line():
+    text = "@ask Tell me a long story.\n@after 1000ms\nnoise: clap\ninterrupt: Stop.\n"
+    spec = sets.parse_set(text, "b")
+    plain = asyncio.run(utterances.load_set(spec, "espeak", ""))
+    phoned = asyncio.run(utterances.load_set(spec, "espeak", "", phone=True))
+    noise, stop = phoned
+    assert (noise.kind, noise.after_s, noise.probe.text, noise.probe.speaker) == (
+        "noise",
+        1.0,
+        "(clap)",
+        "sox",
+    )
+    assert stop.probe.text == "Stop." and stop.stop.text == "Stop."
+    for a, b in zip(plain, phoned, strict=True):
+        for before, after in ((a.ask, b.ask), (a.probe, b.probe), (a.stop, b.stop)):
+            assert len(after.samples) == len(before.samples)  # the phone line keeps the length
+            assert not np.array_equal(after.samples, before.samples)
