@@ -43,9 +43,12 @@ class BotConfig:
     tts_first_preset: str = field(default_factory=lambda: _env("TTS_FIRST_PRESET", "aggressive"))
     tts_preset: str = field(default_factory=lambda: _env("TTS_PRESET", "balanced"))
     tts_first_clause: bool = field(default_factory=lambda: _flag("TTS_FIRST_CLAUSE", True))
-    vad_start_secs: float = field(default_factory=lambda: float(_env("VAD_START_SECS", "0.2")))
+    # 0.1 s and a 0.4 volume floor hear one-word turns that 0.2 s and Pipecat's 0.6 floor drop
+    # (tests/integration/test_short_turns.py); noise they let in cannot interrupt the bot.
+    vad_start_secs: float = field(default_factory=lambda: float(_env("VAD_START_SECS", "0.1")))
     vad_stop_secs: float = field(default_factory=lambda: float(_env("VAD_STOP_SECS", "0.2")))
     vad_confidence: float = field(default_factory=lambda: float(_env("VAD_CONFIDENCE", "0.7")))
+    vad_min_volume: float = field(default_factory=lambda: float(_env("VAD_MIN_VOLUME", "0.4")))
     # Over the bot: speech this long interrupts before its words are in; these words alone
     # never do (bots/barge_in.py).
     barge_in_min_speech_secs: float = field(

@@ -285,6 +285,9 @@ def user_turn_params(
             # judges whether the turn is over, so a short one is safe; it adds to every reply.
             stop_secs=config.vad_stop_secs,
             confidence=config.vad_confidence,
+            # Pipecat smooths the volume over Silero's windows, so a short word never climbs to
+            # its default 0.6 floor.
+            min_volume=config.vad_min_volume,
         )
     )
     smart_turn = LocalSmartTurnAnalyzerV3(
