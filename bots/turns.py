@@ -138,6 +138,10 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     async def _decide(self):
         """Applies the end-of-turn rule once the verdict and the final transcript are both in."""
         text = " ".join(self._turn_text)
+        if self._smart_turn_complete is None and not (self._vad_stopped or self._vad_user_speaking):
+            # A turn its transcript opened after the speech ended (a barge-in's words, a late
+            # transcript): Smart Turn has no audio of it to judge, and the text decides alone.
+            self._smart_turn_complete = True
         if self._smart_turn_complete is None or self._decision or not self._transcript_finalized:
             return
         if not text:  # no words: Pipecat's own handling (the turn is left unanswered)

@@ -134,6 +134,20 @@ async def test_stop_or_wait_over_the_bot_interrupts_on_its_transcript(said):
     assert kinds(frames, UserStartedSpeakingFrame)
 
 
+async def test_the_turn_a_barge_in_opened_ends_on_its_transcript():
+    """ "Stop." over the bot opens its turn on the final transcript, after the speech ended:
+    the text ends it at once, not Pipecat's stop timeout."""
+    frames = await run(
+        [BotStartedSpeakingFrame(), *speech("Stop."), SleepFrame(sleep=0.5), Marker()],
+        ScriptedVerdict(True, 0.9),
+    )
+    assert frames.index(kinds(frames, UserStoppedSpeakingFrame)[0]) < frames.index(
+        kinds(frames, Marker)[0]
+    )
+    [context] = kinds(frames, LLMContextFrame)
+    assert context.context.get_messages()[-1]["content"] == "Stop."
+
+
 async def test_an_interim_word_interrupts_before_the_speech_ends():
     frames = await run(
         [BotStartedSpeakingFrame(), *speech("Stop talking.", seconds=0.3, interim="Stop")]
