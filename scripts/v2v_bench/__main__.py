@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--turns",
         type=int,
+        metavar="N",
         help="turns per set and client, its lines repeated as needed (default: each line once)",
     )
     parser.add_argument(

@@ -6,8 +6,9 @@ The reply stopped when a `bot-stopped-speaking` came that the same reply did not
 later `bot-started-speaking` with no interruption (`bot-interrupted`) and no end of a user turn
 (`user-stopped-speaking`) in between is the reply going on after a gap in its audio. The moment
 it stopped is that message's arrival, or its last audible frame where audio still trailed it.
-A new reply is a turn the bot answered (its latency record, not `unanswered`) after the probe
-began, other than the request's own.
+A new reply is the bot speaking after a user turn ended (`user-stopped-speaking`) since the probe
+began, or a turn it recorded as answered (its latency record) since then, other than the
+request's own: the bot does not record every reply (one to a turn without words, say).
 """
 
 from __future__ import annotations
@@ -58,20 +59,24 @@ def _record_id(record: dict | None) -> tuple | None:
     return (record.get("session"), record.get("turn")) if record else None
 
 
-def new_replies(
+def new_reply(
     messages: Sequence[RtviMessage], since: float, until: float, request: dict | None
-) -> list[dict]:
-    """The bot's records of turns it answered in (since, until], other than `request`'s."""
-    return [
-        m.data
-        for m in messages
-        if m.type == "server-message"
+) -> bool:
+    """Whether the bot started a reply to a turn after `since` (and by `until`)."""
+    events = [m for m in _after(messages, since) if m.arrived <= until]
+    turn_ended = next((m.arrived for m in events if m.type == "user-stopped-speaking"), None)
+    spoke = turn_ended is not None and any(
+        m.type == "bot-started-speaking" and m.arrived > turn_ended for m in events
+    )
+    recorded = any(
+        m.type == "server-message"
         and m.data.get("kind") == MESSAGE_KIND
-        and since < m.arrived <= until
         and not m.data.get("unanswered")
         and not m.data.get("talked_over_user")
         and _record_id(m.data) != _record_id(request)
-    ]
+        for m in events
+    )
+    return spoke or recorded
 
 
 def judge(
@@ -83,20 +88,27 @@ def judge(
     until: float,
     request: dict | None,
 ) -> dict:
-    """The case's outcome: `stop_ms` (from the probe's start to the reply stopping, None if it
-    played on until `until`), whether the bot stopped on the probe, started a new reply, and the
-    failures: false (it stopped or replied on a backchannel or a noise), missed (an interruption
-    it did not stop on within STOP_WITHIN_S), phantom (a noise it answered as a turn), lost (an
-    interruption it neither stopped on nor answered)."""
+    """The case's outcome from the probe's start to `until`.
+
+    `stop_ms`: from the probe's start to the reply stopping (None: it played on). The reply was
+    cut short if the bot was interrupted before it stopped, or it stopped within STOP_WITHIN_S of
+    the probe's end (else it ended by itself); `stopped` if that was within STOP_WITHIN_S. The
+    failures: false (a backchannel or noise cut the reply short or got a reply of its own),
+    missed (an interruption not stopped on within STOP_WITHIN_S), phantom (a noise answered as a
+    turn), lost (an interruption neither stopped on nor answered)."""
     stopped_at = reply_stopped(messages, audible, probe_start, until)
-    stopped = stopped_at is not None and stopped_at <= probe_end + STOP_WITHIN_S
-    replied = bool(new_replies(messages, probe_start, until, request))
     window = [m for m in messages if probe_start < m.arrived <= until]
+    interrupted = [m.arrived for m in window if m.type == "bot-interrupted"]
+    stopped = stopped_at is not None and stopped_at <= probe_end + STOP_WITHIN_S
+    ended_by_interruption = stopped_at is not None and any(t <= stopped_at for t in interrupted)
+    cut_short = stopped or ended_by_interruption
+    replied = new_reply(messages, probe_start, until, request)
     return {
         "stop_ms": None if stopped_at is None else round((stopped_at - probe_start) * 1000, 1),
+        "cut_short": cut_short,
         "stopped": stopped,
         "new_reply": replied,
-        "interrupted": any(m.type == "bot-interrupted" for m in window),
+        "interrupted": bool(interrupted),
         "unanswered_turns": sum(
             1
             for m in window
@@ -104,8 +116,8 @@ def judge(
             and m.data.get("kind") == MESSAGE_KIND
             and m.data.get("unanswered")
         ),
-        "false": kind in NOT_A_TURN and (stopped or replied),
+        "false": kind in NOT_A_TURN and (cut_short or replied),
         "missed": kind == INTERRUPT and not stopped,
         "phantom": kind == NOISE and replied,
-        "lost": kind == INTERRUPT and not stopped and not replied,
+        "lost": kind == INTERRUPT and not cut_short and not replied,
     }

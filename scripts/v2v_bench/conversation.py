@@ -122,7 +122,7 @@ async def barge_in_case(conn: BotConnection, case: BargeIn) -> dict:
     probe_start = probe_end - probe.seconds
     await asyncio.sleep(max(probe_end + WATCH_SECONDS - time.time(), 0))
     until = time.time()
-    if conn.bot_speaking and not barge_in.new_replies(conn.messages, probe_start, until, server):
+    if conn.bot_speaking and not barge_in.new_reply(conn.messages, probe_start, until, server):
         outcome["ended_by"] = case.stop.text  # the reply played on: the next case starts afresh
         await conn.mic.speak(case.stop.samples)
     else:

@@ -379,7 +379,7 @@ def figures(turns: list[dict]) -> dict[str, str]:
         else NOT_RECORDED
     )
     heard = present(t["v2v_ms"] for t in turns)
-    stops = [c["stop_ms"] for c in interrupts if c["stop_ms"] is not None]
+    stops = [c["stop_ms"] for c in interrupts if c.get("cut_short", c["stopped"])]
     row = {
         "turns": str(len(turns)),
         "lost one-word": _share(sum(lost(t) for t in words), len(words)),
@@ -435,9 +435,9 @@ def _by_set(turns: list[dict], baseline: list[dict] | None) -> list[str]:
         "Lost: one- and two-word turns the bot did not answer, and interruptions it neither"
         " stopped on nor answered. Cut-offs: the bot ended the user's turn inside the"
         " utterance. Talk-over: the bot's audio played while the user spoke (the bot's own"
-        " record or the client's ears). False barge-in: a backchannel or noise that stopped the"
-        " bot's reply or got one of its own; missed: an interruption the bot spoke on more than"
-        f" {STOP_WITHIN_S:g} s after; phantom: a noise answered as a turn; stop: from an"
+        " record or the client's ears). False barge-in: a backchannel or noise that cut the"
+        " bot's reply short or got one of its own; missed: an interruption the bot spoke on more"
+        f" than {STOP_WITHIN_S:g} s after; phantom: a noise answered as a turn; stop: from an"
         " interruption's start to the reply stopping. v2v: as the client heard it. Ended by:"
         " what decided the end of the turns the bot recorded (n/a: its records predate it).",
     ]
@@ -445,7 +445,7 @@ def _by_set(turns: list[dict], baseline: list[dict] | None) -> list[str]:
 
 def _barge_in(cases: list[dict]) -> list[str]:
     outcomes = [t["barge_in"] for t in cases]
-    stops = [c["stop_ms"] for c in judged(cases, INTERRUPT) if c["stop_ms"] is not None]
+    stops = [c["stop_ms"] for c in judged(cases, INTERRUPT) if c.get("cut_short", c["stopped"])]
     after = ", ".join(f"{ms} ms" for ms in sorted({c["after_ms"] for c in outcomes}))
     lines = [
         f"Each case asked for a long reply and, once it had played for {after}, played the probe."
@@ -460,7 +460,8 @@ def _barge_in(cases: list[dict]) -> list[str]:
             verdict = f"void: {c['void']}"
         else:
             failed = [k for k in ("false", "missed", "phantom", "lost") if c[k]]
-            did = ["stopped" if c["stopped"] else "spoke on"]
+            cut = c.get("cut_short", c["stopped"])
+            did = ["stopped" if c["stopped"] else "stopped late" if cut else "spoke on"]
             did += ["replied anew"] if c["new_reply"] else []
             verdict = ", ".join(did) + (f" ({', '.join(failed)})" if failed else "")
         stop = NONE if c.get("stop_ms") is None else f"{c['stop_ms']:.0f}"

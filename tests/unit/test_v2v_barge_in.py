@@ -59,13 +59,17 @@ def test_the_reply_stops_when_its_audio_does():
 def test_an_interruption_the_bot_speaks_on():
     # The reply ends by itself 2.5 s after the interruption ended: missed, and (no reply) lost.
     verdict = judge("interrupt", reply(msg(13.0, "bot-stopped-speaking")))
-    assert verdict["stop_ms"] == 3000.0
+    assert verdict["stop_ms"] == 3000.0 and not verdict["cut_short"]
     assert not verdict["stopped"] and verdict["missed"] and verdict["lost"]
-    # Stopped too late, but answered: missed, not lost.
+    # Stopped too late: missed, but not lost.
     late = [msg(11.8, "bot-interrupted"), msg(11.9, "bot-stopped-speaking")]
-    late += [msg(12.4, "user-stopped-speaking"), record(12.9, 2)]
     verdict = judge("interrupt", reply(*late))
-    assert verdict["missed"] and not verdict["lost"] and verdict["new_reply"]
+    assert verdict["cut_short"] and not verdict["stopped"]
+    assert verdict["missed"] and not verdict["lost"] and not verdict["new_reply"]
+    # Not stopped on but answered afterwards: missed, not lost.
+    answered = [msg(13.0, "bot-stopped-speaking"), msg(13.4, "user-stopped-speaking")]
+    verdict = judge("interrupt", reply(*answered, record(13.9, 2)))
+    assert verdict["missed"] and verdict["new_reply"] and not verdict["lost"]
 
 
 @pytest.mark.parametrize("kind", ["backchannel", "noise"])
@@ -73,8 +77,15 @@ def test_a_backchannel_or_noise_the_bot_speaks_through(kind):
     # A gap in the reply's audio (stopped, then started again, no turn in between) is not a stop.
     gap = [msg(10.4, "bot-stopped-speaking"), msg(10.9, "bot-started-speaking")]
     verdict = judge(kind, reply(*gap, msg(14.0, "bot-stopped-speaking")))
-    assert verdict["stop_ms"] == 4000.0 and not verdict["stopped"]
+    # It ended by itself later on: not cut short.
+    assert verdict["stop_ms"] == 4000.0 and not verdict["stopped"] and not verdict["cut_short"]
     assert not (verdict["false"] or verdict["phantom"] or verdict["missed"])
+
+
+def test_a_backchannel_that_stops_the_bot_late_is_a_false_barge_in_too():
+    late = [msg(12.0, "bot-interrupted"), msg(12.1, "bot-stopped-speaking")]
+    verdict = judge("backchannel", reply(*late))
+    assert verdict["cut_short"] and not verdict["stopped"] and verdict["false"]
 
 
 def test_a_backchannel_that_stops_the_bot_is_a_false_barge_in():
@@ -91,6 +102,16 @@ def test_a_noise_answered_as_a_turn_is_a_phantom():
     unanswered = [record(11.0, 2, unanswered="the ASR heard no words")]
     verdict = judge("noise", reply(*unanswered))
     assert verdict["unanswered_turns"] == 1 and not verdict["phantom"] and not verdict["false"]
+
+
+def test_a_reply_the_bot_did_not_record_is_a_new_reply():
+    # A noise cut the reply; the turn it opened ended on the bot's timeout, with no words, and
+    # the bot spoke again: no latency record of it, but a reply all the same.
+    timeline = [msg(11.8, "bot-interrupted"), msg(11.8, "bot-stopped-speaking")]
+    timeline += [msg(13.2, "user-stopped-speaking"), msg(13.5, "bot-started-speaking")]
+    verdict = judge("noise", reply(*timeline))
+    assert verdict["new_reply"] and verdict["phantom"] and verdict["false"]
+    assert verdict["stop_ms"] == 1800.0 and verdict["cut_short"] and not verdict["stopped"]
 
 
 def test_records_that_are_not_a_new_reply():

@@ -194,7 +194,8 @@ def one_word_turns() -> list[dict]:
 
 def case(turn: int, kind: str, **outcome) -> dict:
     """A barge-in case: its request answered in 800 ms, and the probe's outcome."""
-    verdict = {"stop_ms": None, "stopped": False, "new_reply": False, "false": False}
+    verdict = {"stop_ms": None, "stopped": False, "cut_short": False, "new_reply": False}
+    verdict |= {"false": False}
     verdict |= {"missed": False, "phantom": False, "lost": False}
     probe = {"kind": kind, "probe": "x", "speaker": "sox", "after_ms": 1500}
     result = client_turn(turn, 800.0, decided(server_record(turn), "fallback"))
@@ -204,13 +205,14 @@ def case(turn: int, kind: str, **outcome) -> dict:
 def barge_in_cases() -> list[dict]:
     return [
         case(8, "backchannel"),
-        case(9, "backchannel", stop_ms=600.0, stopped=True, false=True),
+        case(9, "backchannel", stop_ms=600.0, stopped=True, cut_short=True, false=True),
         case(10, "noise", new_reply=True, false=True, phantom=True),
-        case(11, "noise"),
-        case(12, "interrupt", stop_ms=500.0, stopped=True, new_reply=True),
-        case(13, "interrupt", stop_ms=900.0, stopped=True, new_reply=True),
-        case(14, "interrupt", missed=True, lost=True),
-        case(15, "interrupt", void="the request got no reply"),
+        case(11, "noise", stop_ms=5000.0),  # the reply ended by itself
+        case(12, "interrupt", stop_ms=500.0, stopped=True, cut_short=True, new_reply=True),
+        case(13, "interrupt", stop_ms=900.0, stopped=True, cut_short=True, new_reply=True),
+        case(14, "interrupt", stop_ms=2500.0, cut_short=True, missed=True),  # late
+        case(15, "interrupt", missed=True, lost=True),
+        case(16, "interrupt", void="the request got no reply"),
     ]
 
 
@@ -250,18 +252,22 @@ def test_the_first_table_counts_every_failure_per_set(tmp_path):
     assert [words[f"ended by {d}"] for d in report.DECIDERS] == ["1", "1", "0", "0"]
 
     cases = rows["barge-in"]
-    assert cases["turns"] == "8"
+    assert cases["turns"] == "9"
     assert cases["false barge-in"] == "2 / 4"  # backchannels and noises
-    assert cases["missed barge-in"] == "1 / 3"  # interruptions; the void one is left out
+    assert cases["missed barge-in"] == "2 / 4"  # interruptions; the void one is left out
     assert cases["phantom turns"] == "1 / 2"
-    assert cases["lost one-word"] == "1 / 3"  # the interruption neither stopped on nor answered
-    assert cases["stop p50 ms"] == "700"
-    assert cases["ended by fallback"] == "8"
+    assert cases["lost one-word"] == "1 / 4"  # the interruption neither stopped on nor answered
+    assert cases["stop p50 ms"] == "900"  # the stops the interruptions made, late ones too
+    assert cases["ended by fallback"] == "9"
 
     listed = section(text, "Barge-in cases")
-    assert "p50 700 ms, p90 860 ms over 2 stops" in listed
+    assert "p50 900 ms, p90 2180 ms over 3 stops" in listed
     assert "| barge-in: client 1 turn 9 | backchannel: x | sox | 600 | stopped (false) |" in listed
-    assert "| barge-in: client 1 turn 15 | interrupt: x | sox | — | void: the request" in listed
+    assert "| barge-in: client 1 turn 11 | noise: x | sox | 5000 | spoke on |" in listed
+    assert "| barge-in: client 1 turn 14 | interrupt: x | sox | 2500 | stopped late (missed) |" in (
+        listed
+    )
+    assert "| barge-in: client 1 turn 16 | interrupt: x | sox | — | void: the request" in listed
 
 
 def test_the_first_table_side_by_side_with_the_baseline(tmp_path):
