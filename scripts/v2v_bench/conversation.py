@@ -131,7 +131,7 @@ async def barge_in_case(conn: BotConnection, case: BargeIn) -> dict:
     outcome |= barge_in.judge(
         case.kind, conn.messages, conn.speaker.audible, probe_start, probe_end, until, server
     )
-    outcome["heard"] = transcript(conn, probe_start, until)
+    outcome["heard"] = transcript(conn, probe_start, until) or interim(conn, probe_start, until)
     return result
 
 
@@ -143,6 +143,18 @@ def transcript(conn: BotConnection, since: float, until: float = float("inf")) -
         if m.type == "user-transcription" and m.data.get("final") and since <= m.arrived <= until
     ]
     return " ".join(t for t in finals if t) or None
+
+
+def interim(conn: BotConnection, since: float, until: float) -> str | None:
+    """The ASR's last interim transcript between the two times, marked so: a noise can get one
+    (and interrupt the bot) without ever getting a final one."""
+    texts = [
+        text
+        for m in conn.messages
+        if m.type == "user-transcription" and not m.data.get("final")
+        if since <= m.arrived <= until and (text := m.data.get("text", "").strip())
+    ]
+    return f"{texts[-1]} (interim)" if texts else None
 
 
 def cut_off(conn: BotConnection, started: float, speech_end: float) -> bool:

@@ -447,10 +447,12 @@ def _barge_in(cases: list[dict]) -> list[str]:
     outcomes = [t["barge_in"] for t in cases]
     stops = [c["stop_ms"] for c in judged(cases, INTERRUPT) if c.get("cut_short", c["stopped"])]
     after = ", ".join(f"{ms} ms" for ms in sorted({c["after_ms"] for c in outcomes}))
+    void = sum("void" in c for c in outcomes)
     lines = [
         f"Each case asked for a long reply and, once it had played for {after}, played the probe."
         f" Interruption to the reply stopping: p50 {_ms(stops, 50)} ms, p90 {_ms(stops, 90)} ms"
-        f" over {len(stops)} stops.",
+        f" over {len(stops)} stops. Void (left out of the counts): {void} of {len(outcomes)}"
+        " cases.",
         "",
         "| | probe | spoken by | stop ms | bot | heard |",
         "|---|---|---|---|---|---|",

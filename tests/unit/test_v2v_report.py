@@ -261,7 +261,7 @@ def test_the_first_table_counts_every_failure_per_set(tmp_path):
     assert cases["ended by fallback"] == "9"
 
     listed = section(text, "Barge-in cases")
-    assert "p50 900 ms, p90 2180 ms over 3 stops" in listed
+    assert "p50 900 ms, p90 2180 ms over 3 stops. Void (left out of the counts): 1 of 9" in listed
     assert "| barge-in: client 1 turn 9 | backchannel: x | sox | 600 | stopped (false) |" in listed
     assert "| barge-in: client 1 turn 11 | noise: x | sox | 5000 | spoke on |" in listed
     assert "| barge-in: client 1 turn 14 | interrupt: x | sox | 2500 | stopped late (missed) |" in (
