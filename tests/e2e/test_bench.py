@@ -6,7 +6,7 @@ WebRTC legs that the report states: a check that both measure the same turn, not
 
 import json
 
-from scripts.v2v_bench.report import WEBRTC_LEGS_MS, agrees
+from scripts.v2v_bench.report import FIGURES, WEBRTC_LEGS_MS, agrees
 
 # Not "stop": one short syllable is below what the VAD takes for speech (VAD_START_SECS).
 PHRASES = ["hello there", "what is twelve times seven", "tell me a long story"]
@@ -44,3 +44,30 @@ def test_bench_three_turns(product, tmp_path):
     # What the client got over RTVI is what the bot wrote to its own log.
     logged = [json.loads(line) for line in product.latency_log.read_text().splitlines()]
     assert all(t["server"] in logged for t in turns if t["server"])
+
+
+# Two barge-in cases, 1 s into the story: an interruption and a noise (about 30 s).
+BARGE_IN = "@ask Tell me a long story.\n@after 1000ms\ninterrupt: Stop.\nnoise: clap\n"
+
+
+def test_bench_two_barge_in_cases(product, tmp_path):
+    out = tmp_path / "barge-in"
+    cases = tmp_path / "barge-in.txt"
+    cases.write_text(BARGE_IN)
+    result = product.sh("bench", "--set", str(cases), "--voice", "espeak", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-5000:]
+
+    turns = [json.loads(line) for line in (out / "turns.jsonl").read_text().splitlines()]
+    assert [(t["set"], t["barge_in"]["kind"]) for t in turns] == [
+        ("barge-in", "interrupt"),
+        ("barge-in", "noise"),
+    ]
+    for turn in turns:
+        assert turn["v2v_ms"] is not None, f"the request went unanswered: {turn}"
+        case = turn["barge_in"]
+        # Judged, unless the story was over before the probe; what the bot did is its own.
+        assert "void" in case or {"stop_ms", "false", "missed", "phantom", "lost"} <= case.keys()
+    report = (out / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| barge-in |"))
+    assert row.count("|") == len(FIGURES) + 2
+    assert "## Barge-in cases" in report
