@@ -4,8 +4,9 @@ While the bot is silent, speech (Silero's VAD) starts a turn, as in Pipecat's VA
 turn that ends with no words is left unanswered, so a cough costs nothing. While the bot speaks,
 the VAD alone does not interrupt it. A listener says "mm-hmm" or "yeah" to keep a speaker going,
 and coughs and keyboards are not speech. So a turn starts, cutting the bot off, only when:
-- the ASR hears a word that is not a backchannel ("stop", "wait", any real word), at once, from
-  its interim or final transcript; or
+- the ASR's final transcript of the speech (at the VAD's stop, within one ASR step) holds a word
+  that is not a backchannel ("stop", "wait", any real word). Not its interim ones: on a cough the
+  tiny ASR has written an interim "stop" whose final was empty; or
 - the user has spoken for `min_speech_secs` without a pause (a long interruption whose words the
   ASR has not written yet).
 A backchannel's transcript is dropped, so it does not join the next turn's text. Speech that
@@ -22,7 +23,6 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     Frame,
-    InterimTranscriptionFrame,
     TranscriptionFrame,
     UserBackchannelFrame,
     VADUserStartedSpeakingFrame,
@@ -113,7 +113,7 @@ class BargeInTurnStartStrategy(BaseUserTurnStartStrategy):
             self._vad_speaking = False
             await self._cancel_long_speech()
         elif (
-            isinstance(frame, TranscriptionFrame | InterimTranscriptionFrame)
+            isinstance(frame, TranscriptionFrame)
             and self._bot_speaking
             and not self._in_turn
             and words(frame.text)
@@ -122,15 +122,12 @@ class BargeInTurnStartStrategy(BaseUserTurnStartStrategy):
                 logger.debug(f"{self}: barge-in on [{frame.text}]")
                 await self.trigger_user_turn_started()
                 return ProcessFrameResult.STOP
-            if isinstance(frame, TranscriptionFrame):
-                logger.debug(f"{self}: backchannel [{frame.text}] while the bot speaks")
-                await self.trigger_reset_aggregation()
-                # Pipecat's frame for it: the page hears of it, the context does not.
-                await self.push_frame(
-                    UserBackchannelFrame(frame.text, frame.user_id, frame.timestamp)
-                )
-                # Not a late transcript either: the next strategy must not open a turn with it.
-                return ProcessFrameResult.STOP
+            logger.debug(f"{self}: backchannel [{frame.text}] while the bot speaks")
+            await self.trigger_reset_aggregation()
+            # Pipecat's frame for it: the page hears of it, the context does not.
+            await self.push_frame(UserBackchannelFrame(frame.text, frame.user_id, frame.timestamp))
+            # Not a late transcript either: the next strategy must not open a turn with it.
+            return ProcessFrameResult.STOP
         return ProcessFrameResult.CONTINUE
 
     async def _interrupt_after(self, seconds: float):

@@ -281,7 +281,8 @@ class TurnLatencyObserver(UserBotLatencyObserver):
                 self._open = None
         elif isinstance(frame, TranscriptionFrame) and "turn_end" not in turn.at:
             turn.stamp("transcript", now, data.source.name, replace=True)
-        elif isinstance(frame, EndOfTurnFrame) and "turn_end" not in turn.at:
+        elif isinstance(frame, EndOfTurnFrame):
+            # Queued by the user aggregator as the turn ends: it may come after the turn's end.
             probability = frame.smart_turn_probability
             turn.end_of_turn = {
                 "decided_by": frame.decided_by,

@@ -149,8 +149,9 @@ async def test_the_record_says_which_signal_ended_the_turn(tmp_path, pushed, exp
         *user_speaks(),
         transcript(),
         smart_turn(complete=False),
-        *([(0.0, lambda: pushed)] if pushed else []),
         (0.0, UserStoppedSpeakingFrame),
+        # The user aggregator queues it as the turn ends, so it comes after the turn's end.
+        *([(0.001, lambda: pushed)] if pushed else []),
         *reply(),
     ]
     records, _, messages = await run_turns(steps, tmp_path)

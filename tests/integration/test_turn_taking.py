@@ -148,13 +148,10 @@ async def test_the_turn_a_barge_in_opened_ends_on_its_transcript():
     assert context.context.get_messages()[-1]["content"] == "Stop."
 
 
-async def test_an_interim_word_interrupts_before_the_speech_ends():
-    frames = await run(
-        [BotStartedSpeakingFrame(), *speech("Stop talking.", seconds=0.3, interim="Stop")]
-    )
-    assert frames.index(kinds(frames, InterruptionFrame)[0]) < frames.index(
-        kinds(frames, VADUserStoppedSpeakingFrame)[0]
-    )
+async def test_an_interim_word_alone_does_not_interrupt():
+    """The ASR's interim text of a noise can be a word that its final drops."""
+    frames = await run([BotStartedSpeakingFrame(), *speech("", seconds=0.3, interim="Stop")])
+    assert not kinds(frames, InterruptionFrame)
 
 
 async def test_long_speech_over_the_bot_interrupts_before_its_words_are_in():
