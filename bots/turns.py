@@ -274,12 +274,8 @@ class LateTranscriptUserTurnStartStrategy(BaseUserTurnStartStrategy):
         return ProcessFrameResult.CONTINUE
 
 
-def user_turn_params(
-    config: BotConfig, asr_punctuates: Callable[[], bool | None] = lambda: None
-) -> LLMUserAggregatorParams:
-    """The user aggregator's VAD and turn strategies; `asr_punctuates` tells whether the ASR can
-    write a sentence end (None: unknown, learned from its transcripts)."""
-    vad = SileroVADAnalyzer(
+def vad_analyzer(config: BotConfig) -> SileroVADAnalyzer:
+    return SileroVADAnalyzer(
         params=VADParams(
             # Speech this long opens a VAD segment. Short, so one-word answers are heard: noise
             # that opens one makes a turn without words, which is left unanswered, and cannot
@@ -294,6 +290,14 @@ def user_turn_params(
             min_volume=config.vad_min_volume,
         )
     )
+
+
+def user_turn_params(
+    config: BotConfig, asr_punctuates: Callable[[], bool | None] = lambda: None
+) -> LLMUserAggregatorParams:
+    """The user aggregator's VAD and turn strategies; `asr_punctuates` tells whether the ASR can
+    write a sentence end (None: unknown, learned from its transcripts)."""
+    vad = vad_analyzer(config)
     smart_turn = LocalSmartTurnAnalyzerV3(
         # Smart Turn's own fallback when it judges the user unfinished: the default 3 s caused
         # the reference project's 3.4 s stalls; 1 s still lets a thinking pause pass.

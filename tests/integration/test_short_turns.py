@@ -10,7 +10,7 @@ from pipecat.audio.utils import create_stream_resampler, pcm_to_ulaw, ulaw_to_pc
 from pipecat.audio.vad.vad_analyzer import VADState
 
 from bots.config import BotConfig
-from bots.turns import user_turn_params
+from bots.turns import vad_analyzer
 from tests.audio import speak_with
 
 WORDS = ["Yes.", "No.", "Okay.", "Stop.", "Thanks.", "Sure.", "Wait.", "Right.", "Yeah."]
@@ -27,7 +27,7 @@ async def through_a_phone_line(pcm: np.ndarray) -> np.ndarray:
 
 
 async def opens_a_segment(pcm: np.ndarray) -> bool:
-    vad = user_turn_params(BotConfig()).vad_analyzer
+    vad = vad_analyzer(BotConfig())
     vad.set_sample_rate(RATE)
     padded = np.concatenate([np.zeros(RATE // 2, np.int16), pcm, np.zeros(RATE, np.int16)])
     frame = RATE // 50  # 20 ms, as the transports deliver it
