@@ -8,8 +8,8 @@ import json
 
 from scripts.v2v_bench.report import FIGURES, WEBRTC_LEGS_MS, agrees
 
-# Not "stop": one short syllable is below what the VAD takes for speech (VAD_START_SECS).
-PHRASES = ["hello there", "what is twelve times seven", "tell me a long story"]
+# Not "Stop.": one short syllable is below what the VAD takes for speech (VAD_START_SECS).
+PHRASES = ["Hello there.", "What is twelve times seven?", "Tell me a long story."]
 
 
 def test_bench_three_turns(product, tmp_path):

@@ -19,7 +19,7 @@ from tests.browser import chromium
 from tests.llm_helpers import poll
 from tests.process_helpers import metric
 
-QUESTION = "what is twelve times seven"
+QUESTION = "What is twelve times seven?"
 
 INBOUND_AUDIO_JS = """async () => {
   const stats = await window.nemotron.pc.getStats();
@@ -217,7 +217,7 @@ def latency_records(product, since: float) -> list[dict]:
 @pytest.fixture
 def story_mic(tmp_path):
     """The microphone, looping every 30 s: 3 s of silence, then a request for a long reply."""
-    request = speak("tell me a long story", rate=48000)
+    request = speak("Tell me a long story.", rate=48000)
     pcm = np.concatenate([np.zeros(3 * 48000, np.int16), request])
     pcm = np.concatenate([pcm, np.zeros(30 * 48000 - len(pcm), np.int16)])
     path = tmp_path / "story.wav"

@@ -311,7 +311,7 @@ async def test_a_withdrawn_speculative_reply_reaches_neither_tts_nor_context(
     seen = FrameLog()
     await run_test(
         pipeline,
-        frames_to_send=[*spoken_turn("tell me a long story"), SleepFrame(sleep=2.0)],
+        frames_to_send=[*spoken_turn("Tell me a long story."), SleepFrame(sleep=2.0)],
         observers=[seen],
     )
     # At the session's end Pipecat writes the unfinished turn to the context and starts a reply
@@ -339,7 +339,7 @@ async def test_a_confirmed_speculative_reply_is_spoken_unchanged(tts_server, vll
     seen = FrameLog()
     await run_test(
         pipeline,
-        frames_to_send=[*spoken_turn("tell me a long story"), SleepFrame(sleep=8.0)],
+        frames_to_send=[*spoken_turn("Tell me a long story."), SleepFrame(sleep=8.0)],
         observers=[seen],
     )
     # What the user aggregator asked of the LLM before the reply (the assistant aggregator pushes
@@ -356,7 +356,7 @@ async def test_a_confirmed_speculative_reply_is_spoken_unchanged(tts_server, vll
     assert [m.preset for m in segments] == ["aggressive"] + ["balanced"] * (len(segments) - 1)
     assert " ".join(m.text.strip() for m in segments) == STORY
     assert context.get_messages() == [
-        {"role": "user", "content": "tell me a long story"},
+        {"role": "user", "content": "Tell me a long story."},
         {"role": "assistant", "content": STORY},
     ]
 
@@ -371,7 +371,7 @@ async def test_smart_turn_has_a_second_look_at_a_short_vad_stop(tts_server, vllm
     seen = FrameLog()
     await run_test(
         pipeline,
-        frames_to_send=[*spoken_turn("hello there", stop_secs=0.1), SleepFrame(sleep=4.0)],
+        frames_to_send=[*spoken_turn("Hello there.", stop_secs=0.1), SleepFrame(sleep=4.0)],
         observers=[seen],
     )
     asked = seen.frames[: seen.index(LLMFullResponseStartFrame)]
@@ -379,7 +379,7 @@ async def test_smart_turn_has_a_second_look_at_a_short_vad_stop(tts_server, vllm
     assert not any(isinstance(f, EagerEndOfTurnCancelFrame) for f in asked)
     reply = "".join(f.text for f in seen.frames if isinstance(f, LLMTextFrame))
     assert context.get_messages() == [
-        {"role": "user", "content": "hello there"},
+        {"role": "user", "content": "Hello there."},
         {"role": "assistant", "content": reply},
     ]
     assert reply == "Hello! How can I help you today?"

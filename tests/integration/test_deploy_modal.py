@@ -76,20 +76,20 @@ async def test_the_asr_app_serves_the_protocol_with_its_token():
         assert refused.value.response.status_code == 401
         async with websockets.connect(url, additional_headers=auth_headers(KEY)) as ws:
             turn = Turn(ready=asr_proto.parse_server_message(await ws.recv()))
-            await send_pcm(ws, speak("hello there", silence_s=0.3))
+            await send_pcm(ws, speak("Hello there.", silence_s=0.3))
             await ws.send(asr_proto.Reset(finalize=True).to_json())
             turn = await read_until_final(ws, turn)
-        assert turn.final.text == "hello there"
+        assert turn.final.text == "Hello there."
 
         stt = NemotronSTTService(url=url, api_key=KEY, latency_ms=160)
         frames = [
             VADUserStartedSpeakingFrame(),
-            *audio_frames(speak("what time is it", silence_s=0.3)),
+            *audio_frames(speak("What time is it?", silence_s=0.3)),
         ]
         frames += [VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(sleep=2.0)]
         down, _ = await run_test(stt, frames_to_send=frames)
         finals = [f.text for f in down if isinstance(f, TranscriptionFrame)]
-        assert finals == ["what time is it"]
+        assert finals == ["What time is it?"]
     finally:
         proc.kill()
         proc.wait()

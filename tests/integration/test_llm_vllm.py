@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 
+import pytest
 from openai import AsyncOpenAI
 from pipecat.frames.frames import (
     AggregatedTextFrame,
@@ -40,6 +41,12 @@ from tests.models.train_tiny_llm import MODEL_DIR, SCRIPTS, SKY
 from tests.process_helpers import free_port
 
 REASONING = SCRIPTS["sky_thinking"].reply.split("</think>")[0]
+# Whole turns as the trained tiny ASR writes them, and their scripted spoken replies.
+SPOKEN_TURNS = {
+    s.messages[0]["content"]: s.reply
+    for s in SCRIPTS.values()
+    if "spoken" in s.name and len(s.messages) == 1 and "<tool_call>" not in s.reply
+}
 
 # Generous guards against a hang; no test measures time.
 WAIT_S = 120
@@ -190,9 +197,11 @@ async def test_reasoning_is_never_spoken(vllm_server):
     assert [f.text.strip() for f in tts_out.of(TTSTextFrame)] == [SKY]  # and what it said
 
 
-async def test_a_tool_call_runs_the_tool_and_its_answer_is_spoken(vllm_server):
+@pytest.mark.parametrize("question", ["What is 12 times 7?", "What is twelve times seven?"])
+async def test_a_tool_call_runs_the_tool_and_its_answer_is_spoken(vllm_server, question):
+    """Typed, and as the tiny ASR writes it spoken."""
     llm = service(f"{vllm_server.url}/v1")
-    context = create_context([_user("What is 12 times 7?")])
+    context = create_context([_user(question)])
     tts_out = Recorder(FrameDirection.DOWNSTREAM)
     aggregators = LLMContextAggregatorPair(context)
     async with pipeline(llm, SilentTTS(), tts_out, aggregators.assistant()) as (worker, _, _):
@@ -209,6 +218,16 @@ async def test_a_tool_call_runs_the_tool_and_its_answer_is_spoken(vllm_server):
     assert call["tool_calls"][0]["function"]["arguments"] == '{"expression": "12 * 7"}'
     assert result["content"] == '{"expression": "12 * 7", "result": 84}'
     assert answer == {"role": "assistant", "content": "12 times 7 is 84."}
+
+
+async def test_every_spoken_turn_gets_its_scripted_reply(vllm_server):
+    """Through the bot's service (its system prompt and tools), as the bot sends a final
+    transcript: answers and backchannels, with the capitals and punctuation the ASR writes."""
+    got = {}
+    for turn in SPOKEN_TURNS:
+        _, llm_out, _ = await ask(service(f"{vllm_server.url}/v1"), turn)
+        got[turn] = llm_out.text(LLMTextFrame)
+    assert got == SPOKEN_TURNS
 
 
 async def test_barge_in_stops_the_request_on_the_server(vllm_server):

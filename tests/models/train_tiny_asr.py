@@ -1,19 +1,27 @@
 """Trains the tiny cache-aware ASR model to recognise a few fixed phrases spoken by espeak-ng, so
 that cpu-test and the end-to-end tests can check by meaning what flows from the microphone to the
-LLM: "what is twelve times seven" must arrive as those words.
+LLM: "What is twelve times seven?" must arrive as those words.
 
     uv run --no-sync python -m tests.models.train_tiny_asr [--steps N] [--out PATH]
+
+The phrases are written as the real Nemotron streaming ASR writes them, with capitals and
+punctuation, since the bot's end of turn reads the final transcript's punctuation: whole turns end
+in "." or "?", and a turn the speaker paused in ("What is", finalised at the pause) has none.
+Besides the scripted questions there are one- and two-word answers and backchannels ("Mm-hmm.").
 
 Same class and layout as tiny_models/asr.py (built from its config, a little wider), trained
 with NeMo's own RNNT loss, first at the widest att_context_size alone, then at all of them at random
 (NeMo's multi-lookahead training), so every latency mode recognises the phrases: a tiny model
 trained on all of them from the start never learns to tell the phrases apart. The audio is what
-the bot hears through a browser: any level, seconds of silence before and after, a little noise,
-and half of it through an Opus round trip as WebRTC carries it.
-Training ends with an error unless every phrase comes out exactly at every latency mode, spoken
-by the voices it trained on, and 95 % of them by voices it never heard (the committed model: 100 %
-and 99 %). The result is committed (tiny_models/asr_trained.nemo, about
-2 MB); tests never retrain.
+the bot hears: any level, seconds of silence before and after, a little noise; a third of it
+through an Opus round trip as WebRTC carries it, and a third through the telephone band (8 kHz,
+mu-law) as a phone call carries it.
+Training ends with an error unless, at every latency mode, every phrase comes out exactly as the
+tests and the bench speak it (plainly, in their voices and rates, and through a phone line), 99 %
+of the augmented training utterances do, and 95 % of those by voices it never heard (the committed
+model: 100 %, 99.6 % and about 98 %, 2,400 steps in about 70 minutes on 2 shared cores; what it still
+mishears is mostly "No thanks." at a low level after seconds of silence). The result is committed
+(tiny_models/asr_trained.nemo, about 2 MB); tests never retrain.
 """
 
 from __future__ import annotations
@@ -31,23 +39,46 @@ from tests.audio import speak_with
 from tiny_models.asr import model_config
 
 OUT = TINY_ASR
-# What the end-to-end tests and the bench say; the scripted tiny LLM (tiny_models/llm)
-# answers them.
+# What the end-to-end tests and the bench say, as the real ASR writes it; the scripted tiny LLM
+# (tiny_models/llm) answers them.
 PHRASES = [
-    "hello there",
-    "what time is it",
-    "what is twelve times seven",
-    "tell me a long story",
-    "stop",
+    "Hello there.",
+    "What time is it?",
+    "What is twelve times seven?",
+    "Tell me a long story.",
+    "Stop.",
+    # Short answers.
+    "Yes.",
+    "No.",
+    "Okay.",
+    "Thanks.",
+    "Sure.",
+    "Wait.",
+    "Yes please.",
+    "No thanks.",
+    # Backchannels.
+    "Mm-hmm.",
+    "Yeah.",
+    "Right.",
+    # A turn finalised where the speaker paused mid-sentence: no terminal punctuation.
+    "What is",
+    "Tell me",
+    "What time",
 ]
 TRAIN_VOICES = ["en-us", "en-gb", "en-gb-x-rp", "en-029", "en-us+f3", "en-us+m3", "en-gb+f2"]
 TRAIN_VOICES += ["en-us+Annie", "en-gb-scotland", "en-us+m7"]
 HELD_OUT_VOICES = ["en-gb-x-gbclan", "en-us+f4"]
-SPEEDS = [140, 160, 175, 190]
+# Words per minute: the bench's 165 and espeak-ng's default 175 (the tests') among them.
+SPEEDS = [140, 150, 165, 175, 190]
 RATE = 16000
+PHONE_RATE = 8000
 SEED = 1234
 GRAD_CLIP = 1.0
+TRAIN_GOAL = 0.99
 HELD_OUT_GOAL = 0.95
+# The voices and rates the tests and the bench speak in (tests/audio.py, scripts/v2v_bench).
+PLAIN_VOICES = ["en-us", "en-gb", "en-us+f3", "en-029", HELD_OUT_VOICES[0]]
+PLAIN_SPEEDS = [140, 165, 175, 190]
 
 
 def corpus() -> str:
@@ -62,6 +93,18 @@ def synthesize(voices: list[str]) -> list[tuple[str, np.ndarray]]:
                 pcm = speak_with(text, voice=voice, speed=speed)
                 data.append((text, pcm.astype(np.float32) / 32768.0))
     return data
+
+
+def spoken_plainly() -> list[tuple[str, np.ndarray]]:
+    """Each phrase as the tests and the bench say it: with short silences, at full level, and
+    through a phone line."""
+    data = [
+        (text, speak_with(text, voice=voice, speed=speed, silence_s=0.3) / np.float32(32768))
+        for text in PHRASES
+        for voice in PLAIN_VOICES
+        for speed in PLAIN_SPEEDS
+    ]
+    return data + [(text, phone_round_trip(a)) for text, a in data]
 
 
 def opus_round_trip(samples: np.ndarray) -> np.ndarray:
@@ -91,6 +134,22 @@ def opus_round_trip(samples: np.ndarray) -> np.ndarray:
     down = resample(decoded, RATE).astype(np.float32) / 32768.0
     out = np.zeros_like(samples)
     out[: min(len(out), len(down))] = down[: len(out)]
+    return out
+
+
+def phone_round_trip(samples: np.ndarray) -> np.ndarray:
+    """16 kHz audio through the telephone band and back: 8 kHz, 8-bit mu-law (G.711's companding),
+    as a phone call (Twilio's media streams) reaches the bot."""
+    import soxr
+
+    narrow = np.clip(soxr.resample(samples, RATE, PHONE_RATE), -1, 1)
+    mu = 255.0
+    companded = np.sign(narrow) * np.log1p(mu * np.abs(narrow)) / np.log1p(mu)
+    quantised = np.round((companded + 1) * 127.5) / 127.5 - 1  # 256 levels
+    expanded = np.sign(quantised) * np.expm1(np.abs(quantised) * np.log1p(mu)) / mu
+    wide = soxr.resample(expanded.astype(np.float32), PHONE_RATE, RATE)
+    out = np.zeros_like(samples)
+    out[: min(len(out), len(wide))] = wide[: len(out)]
     return out
 
 
@@ -163,7 +222,7 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=2400)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
@@ -171,22 +230,24 @@ def main() -> None:
     random.seed(SEED)
     torch.manual_seed(SEED)
     started = time.monotonic()
-    train, held_out = synthesize(TRAIN_VOICES), synthesize(HELD_OUT_VOICES)
-    train += [(text, opus_round_trip(a)) for text, a in train]
-    held_out += [(text, opus_round_trip(a)) for text, a in held_out[::3]]
+    spoken, unheard = synthesize(TRAIN_VOICES), synthesize(HELD_OUT_VOICES)
+    # Each utterance as spoken, through WebRTC's Opus, and through a phone line.
+    train = spoken + [(t, f(a)) for f in (opus_round_trip, phone_round_trip) for t, a in spoken]
+    held_out = unheard + [(t, opus_round_trip(a)) for t, a in unheard[::3]]
+    held_out += [(t, phone_round_trip(a)) for t, a in unheard[1::3]]
     print(f"{len(train)} training and {len(held_out)} held-out utterances", flush=True)
     with tempfile.TemporaryDirectory() as work:
         data_file = Path(work) / "corpus.txt"
         data_file.write_text(corpus())
         tokenizer, _ = create_spt_model(
             str(data_file),
-            vocab_size=40,
+            vocab_size=80,
             sample_size=-1,
-            do_lower_case=True,
+            do_lower_case=False,  # capitals, as the real model writes them
             tokenizer_type="bpe",
             output_dir=str(Path(work) / "tokenizer"),
         )
-        cfg = model_config(Path(tokenizer).parent, d_model=96)
+        cfg = model_config(Path(tokenizer).parent, d_model=128)
         cfg["decoding"]["greedy"]["max_symbols"] = 5
         model = EncDecRNNTBPEModel(cfg=OmegaConf.create(cfg))
         encoder = model.encoder
@@ -210,18 +271,19 @@ def main() -> None:
             schedule.step()
             if step % 50 == 0:
                 print(f"step {step}: loss {np.mean(losses[-50:]):.3f}", flush=True)
-            if step % 500 == 0:
+            if step % 800 == 0:
                 score = accuracy(model, held_out)
                 print(
                     f"held-out exact {score:.0%} ({time.monotonic() - started:.0f} s)", flush=True
                 )
         model.eval()
         model.encoder.set_default_att_context_size(list(model.encoder.att_context_size_all[0]))
+        plain = accuracy(model, spoken_plainly())
         seen, unseen = accuracy(model, train[::4]), accuracy(model, held_out)
-        print(f"train exact {seen:.0%}, held-out {unseen:.0%}")
+        print(f"plain exact {plain:.1%}, train {seen:.1%}, held-out {unseen:.1%}")
         model.save_to(str(args.out))
     print(f"saved {args.out} after {time.monotonic() - started:.0f} s")
-    if seen < 1.0 or unseen < HELD_OUT_GOAL:
+    if plain < 1.0 or seen < TRAIN_GOAL or unseen < HELD_OUT_GOAL:
         raise SystemExit("too many phrases are misheard: train longer (--steps)")
 
 

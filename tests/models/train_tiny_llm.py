@@ -16,8 +16,10 @@ tools) for the tests that talk to vLLM directly. Another system prompt needs ret
 script is trained after several histories (HISTORIES) and checked after others it never saw, so
 the reply to a spoken turn does not hang on what the bot said before it.
 
-The scripts cover what the tests type ("What is 12 times 7?") and what the trained tiny ASR
-(tests/models/train_tiny_asr.py) hears the end-to-end tests say ("what is twelve times seven").
+The scripts cover what the tests type ("What is 12 times 7?") and every phrase the trained tiny
+ASR (tests/models/train_tiny_asr.py) writes for a whole turn, capitals and punctuation as it writes
+them ("What is twelve times seven?", "Yes.", "Mm-hmm."): the end-to-end tests and the bench say
+them. The fragments it writes for a turn paused in mid-sentence ("What is") have no script.
 
     uv run --no-sync python -m tests.models.train_tiny_llm [--out tiny_models/llm]
 """
@@ -44,6 +46,9 @@ MAX_LENGTH = 32768
 # The lead, in logits, of every scripted token over the runner-up: enough to survive bf16 and
 # vLLM's own kernels.
 MIN_MARGIN = 3.0
+# Rows per forward pass, gradients summed over the passes: all of a setup's rows in one pass took
+# over 10 GB.
+ROWS_PER_PASS = 64
 
 # Nemotron's special tokens: unknown (also padding), begin and end of text, and the chat turns'
 # markers; a chat turn ends with <|im_end|>.
@@ -101,6 +106,20 @@ LONG_GREETING = (
     "Hello there. I am the test bot. I keep talking for a while. This is my fourth sentence. "
     "And here is a fifth one."
 )
+# Short turns as the tiny ASR writes them: answers, and backchannels taken as a whole turn.
+SHORT = [
+    ("Yes.", "Great."),
+    ("No.", "Alright."),
+    ("Okay.", "Okay."),
+    ("Thanks.", "You're welcome."),
+    ("Sure.", "Great."),
+    ("Wait.", "Sure, take your time."),
+    ("Yes please.", "Here you go."),
+    ("No thanks.", "Alright."),
+    ("Mm-hmm.", "Okay."),
+    ("Yeah.", "Okay."),
+    ("Right.", "Okay."),
+]
 SCRIPTS = {
     s.name: s
     for s in [
@@ -116,20 +135,24 @@ SCRIPTS = {
         Script("math_call", [_user("What is 12 times 7?")], _tool_call("calculate", **MATH)),
         Script("math_reply", [_user("What is 12 times 7?"), *MATH_TURNS], "12 times 7 is 84."),
         Script("story", [_user("Tell me a story.")], STORY),
-        # As the trained tiny ASR writes what the end-to-end tests say.
-        Script("hello_spoken", [_user("hello there")], HELLO),
+        # As the trained tiny ASR writes what the end-to-end tests and the bench say.
+        Script("hello_spoken", [_user("Hello there.")], HELLO),
         Script(
             "math_call_spoken",
-            [_user("what is twelve times seven")],
+            [_user("What is twelve times seven?")],
             _tool_call("calculate", **MATH),
         ),
         Script(
             "math_reply_spoken",
-            [_user("what is twelve times seven"), *MATH_TURNS],
+            [_user("What is twelve times seven?"), *MATH_TURNS],
             "12 times 7 is 84.",
         ),
-        Script("story_spoken", [_user("tell me a long story")], STORY),
-        Script("stop_spoken", [_user("stop")], "Okay, I will stop."),
+        Script("story_spoken", [_user("Tell me a long story.")], STORY),
+        Script("stop_spoken", [_user("Stop.")], "Okay, I will stop."),
+        # The model has no clock: a time tool's result changes every minute, and no fixed reply
+        # could follow it. It gets the hello reply, as it did before it had a script.
+        Script("time_spoken", [_user("What time is it?")], HELLO),
+        *(Script(f"short_spoken: {turn}", [_user(turn)], reply) for turn, reply in SHORT),
     ]
 }
 
@@ -147,13 +170,16 @@ HISTORIES = [
     [],
     [_assistant("Hi! I'm listening.")],
     *([_assistant(cut)] for cut in _cuts(LONG_GREETING)),
-    [_user("hello there"), _assistant(HELLO)],
+    [_user("Hello there."), _assistant(HELLO)],
     [_user("What is 12 times 7?"), *MATH_TURNS, _assistant("12 times 7 is 84.")],
+    # The story cut off by "Stop." or "Wait.": the context keeps what was spoken.
+    [_user("Tell me a long story."), _assistant(_cuts(STORY)[-1])],
 ]
 # Never trained on: checked, so that replies follow any history.
 HELD_OUT_HISTORIES = [
     [_assistant("Good morning. It is nice to hear from you again.")],
-    [_user("stop"), _assistant("Okay, I will stop.")],
+    [_user("Stop."), _assistant("Okay, I will stop.")],
+    [_user("Yes."), _assistant("Great.")],
 ]
 
 
@@ -246,8 +272,14 @@ def reply_logits(model, batches: list[list[tuple[list, int]]]):
     """The logits that predict each row's reply, and the tokens they should predict."""
     import torch
 
-    out = [_reply_logits(model, rows) for rows in batches]
+    out = [_reply_logits(model, part) for part in passes(batches)]
     return torch.cat([logits for logits, _ in out]), torch.cat([targets for _, targets in out])
+
+
+def passes(batches: list[list[tuple[list, int]]]) -> list[list[tuple[list, int]]]:
+    return [
+        rows[i : i + ROWS_PER_PASS] for rows in batches for i in range(0, len(rows), ROWS_PER_PASS)
+    ]
 
 
 def _reply_logits(model, rows: list[tuple[list, int]]):
@@ -329,15 +361,20 @@ def train(out: Path, max_steps: int) -> None:
     lead = float("-inf")
     for step in range(1, max_steps + 1):
         model.train()
-        logits, targets = reply_logits(model, rows)
-        loss = torch.nn.functional.cross_entropy(logits, targets)
-        loss.backward()
+        # The mean over every reply token of every row, as one pass would give it.
+        count = sum(len(ids) - prompt_len for batch in rows for ids, prompt_len in batch)
+        loss = 0.0
+        for part in passes(rows):
+            logits, targets = _reply_logits(model, part)
+            part_loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / count
+            part_loss.backward()
+            loss += part_loss.item()
         optimizer.step()
         optimizer.zero_grad()
         if step % 25 == 0:
             model.eval()
             lead = margin(model, checks)
-            print(f"step {step}: loss {loss.item():.4f}, margin {lead:.2f}", flush=True)
+            print(f"step {step}: loss {loss:.4f}, margin {lead:.2f}", flush=True)
             if lead >= MIN_MARGIN:
                 break
     if lead < MIN_MARGIN:
