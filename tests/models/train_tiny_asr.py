@@ -18,10 +18,10 @@ through an Opus round trip as WebRTC carries it, and a third through the telepho
 mu-law) as a phone call carries it.
 Training ends with an error unless, at every latency mode, every phrase comes out exactly as the
 tests and the bench speak it (plainly, in their voices and rates, and through a phone line), 99 %
-of the augmented training utterances do, and 95 % of those by voices it never heard (the committed
-model: 100 %, 99.6 % and about 98 %, 2,400 steps in about 70 minutes on 2 shared cores; what it still
-mishears is mostly "No thanks." at a low level after seconds of silence). The result is committed
-(tiny_models/asr_trained.nemo, about 2 MB); tests never retrain.
+of the augmented training utterances do, and 95 % of those by voices it never heard. The committed
+model: 100 %, 99.6 % and about 98 %, 2,400 steps in about 70 minutes on 2 shared cores; what it
+still mishears is mostly "No thanks." at a low level after seconds of silence. The result is
+committed (tiny_models/asr_trained.nemo, about 2 MB); tests never retrain.
 """
 
 from __future__ import annotations
