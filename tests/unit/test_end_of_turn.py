@@ -13,7 +13,9 @@ CASES = [
     # A written sentence end wins over a last word that usually goes on.
     ("What is it for?", False, 0.3, True, True, TRANSCRIPT),
     # The audio says mid-thought, below the floor: a written period does not end it.
-    ("Um, so.", False, 0.01, True, False, SMART_TURN),
+    ("Um, so.", False, 0.005, True, False, SMART_TURN),
+    # A complete turn Smart Turn doubts (espeak-ng's flat prosody): the sentence end ends it.
+    ("What time is it?", False, 0.029, True, True, TRANSCRIPT),
     # Smart Turn's "complete" on a sentence cut at a pause.
     ("I want to book a table for", True, 0.95, True, False, TRANSCRIPT),
     ("Can you remind me", True, 0.93, True, False, TRANSCRIPT),
