@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -65,7 +67,9 @@ async def serve(
     name: str,
 ) -> int:
     """Listens at once (so /health can say `loading`), loads the model, then serves until SIGINT
-    or SIGTERM. Returns the process exit code: 1 if the model failed to load."""
+    or SIGTERM. Returns the process exit code: 1 if the model failed to load. A stop while the
+    model loads ends the process at once: the load's thread (NeMo's import, a download) cannot be
+    cancelled, and asyncio.run and the interpreter would wait it out."""
     # A client that goes away cancels its request's handler, so a speech or transcription request
     # stops using the model (aiohttp's test server does the same, so the tests see what runs).
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
@@ -81,6 +85,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    abandoned = False
     loading = asyncio.create_task(load())
     stopping = asyncio.create_task(stop.wait())
     try:
@@ -89,7 +94,8 @@ async def serve(
             logger.opt(exception=loading.exception()).error(f"{name}: the model failed to load")
             return 1
         await stopping
-        logger.info(f"{name}: shutting down")
+        abandoned = not loading.done()
+        logger.info(f"{name}: shutting down" + (" while the model loads" if abandoned else ""))
         return 0
     finally:
         for task in (loading, stopping):
@@ -97,3 +103,7 @@ async def serve(
         await asyncio.gather(loading, stopping, return_exceptions=True)
         await close()
         await runner.cleanup()
+        if abandoned:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)

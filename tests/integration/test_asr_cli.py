@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -13,7 +14,7 @@ from protocol import asr as proto
 from settings import ASR_MODEL
 from tests import hub_cache
 from tests.asr_helpers import transcribe_ws
-from tests.process_helpers import free_port, wait_healthy
+from tests.process_helpers import free_port, listening, wait_healthy
 
 
 def run_cli(*args, **kwargs):
@@ -49,6 +50,27 @@ def test_missing_model_file_exits_1_with_a_clear_message(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert "failed to load" in out and "nope.nemo" in out
+
+
+def test_a_stop_while_the_model_loads_ends_the_process_without_waiting_for_the_load(
+    tiny_asr_path,
+):
+    """The load runs in a thread (NeMo's import alone is about 20 s here, a hub download may be
+    minutes) that nothing can cancel: the process leaves it behind rather than wait it out."""
+    port = free_port()
+    proc = run_cli("--model", str(tiny_asr_path), "--port", str(port), "--device", "cpu")
+    try:
+        while not listening(port):  # it listens before it starts loading
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "shutting down while the model loads" in out
+    assert "ASR ready" not in out
 
 
 async def test_serves_a_tiny_model_and_stops_on_sigterm(tiny_asr_path, offline_refs, speech):
